@@ -1,0 +1,8 @@
+"""m6-pipeline: the M6 multimodal pretrainer, from raw Chinese web corpus to evaluated models.
+
+The library under this package is plain Python/PyTorch and imports no Kedro, Ray or Streamlit
+at module level, so Ray workers, notebooks and the app can import it. Kedro wiring lives in the
+top-level `pipelines/` package.
+"""
+
+__version__ = "0.1.0"
