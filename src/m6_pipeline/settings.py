@@ -1,0 +1,17 @@
+"""Kedro project settings."""
+
+from kedro.config import OmegaConfigLoader
+
+from m6_pipeline.hooks import RayHook
+
+HOOKS = (RayHook(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # conf/<env>/ray.yml: where Ray runs (local by default, a cluster address in conf/cluster)
+    "config_patterns": {"ray": ["ray*", "ray*/**"]},
+    # an environment overrides single keys of conf/base, not whole parameter trees
+    "merge_strategy": {"parameters": "soft", "ray": "soft"},
+}
