@@ -43,7 +43,7 @@ def train_perplexity_lm(cfg: CorpusConfig, raw_sources: dict):
 
 
 def annotate_text(cfg: CorpusConfig, raw_sources: dict, corpus_lm):
-    return text_pipeline.annotate_text(Path(cfg.raw_dir), cfg, corpus_lm, concurrency=cfg.num_workers)
+    return text_pipeline.annotate_text(Path(cfg.raw_dir), cfg, corpus_lm)
 
 
 def find_text_duplicates(cfg: CorpusConfig, text_annotated) -> pa.Table:
@@ -56,11 +56,11 @@ def find_text_duplicates(cfg: CorpusConfig, text_annotated) -> pa.Table:
     return duplicates.to_pandas()
 
 
-def route_text(text_annotated, text_duplicates):
+def route_text(cfg: CorpusConfig, text_annotated, text_duplicates):
     """Split annotated records into the clean corpus and the quarantine (two lazy datasets)."""
     routed = text_annotated.map_batches(
-        text_pipeline.ApplyDuplicates, batch_format="pyarrow", concurrency=1,
-        fn_constructor_kwargs={"duplicates": pa.Table.from_pandas(text_duplicates, preserve_index=False)})
+        text_pipeline.apply_duplicates, batch_format="pyarrow",
+        fn_kwargs={"duplicates": pa.Table.from_pandas(text_duplicates, preserve_index=False)})
     clean = routed.map_batches(_checked(text_pipeline.kept_text, CleanText), batch_format="pyarrow")
     quarantine = routed.map_batches(_checked(text_pipeline.quarantined_text, Quarantine), batch_format="pyarrow")
     return clean, quarantine
@@ -80,7 +80,7 @@ def _checked(fn, model):
 
 
 def annotate_pairs(cfg: CorpusConfig, raw_sources: dict):
-    return pairs_pipeline.annotate_pairs(Path(cfg.raw_dir), cfg, concurrency=cfg.num_workers)
+    return pairs_pipeline.annotate_pairs(Path(cfg.raw_dir), cfg)
 
 
 def find_image_duplicates(cfg: CorpusConfig, pairs_annotated):
@@ -91,10 +91,10 @@ def find_image_duplicates(cfg: CorpusConfig, pairs_annotated):
     return duplicates.to_pandas()
 
 
-def route_pairs(pairs_annotated, pair_duplicates):
+def route_pairs(cfg: CorpusConfig, pairs_annotated, pair_duplicates):
     routed = pairs_annotated.map_batches(
-        text_pipeline.ApplyDuplicates, batch_format="pyarrow", concurrency=1,
-        fn_constructor_kwargs={"duplicates": pa.Table.from_pandas(pair_duplicates, preserve_index=False)})
+        text_pipeline.apply_duplicates, batch_format="pyarrow",
+        fn_kwargs={"duplicates": pa.Table.from_pandas(pair_duplicates, preserve_index=False)})
     clean = routed.map_batches(_checked(pairs_pipeline.kept_pairs, CleanPairs), batch_format="pyarrow")
     quarantine = routed.map_batches(_checked(pairs_pipeline.quarantined_pairs, Quarantine), batch_format="pyarrow")
     return clean, quarantine

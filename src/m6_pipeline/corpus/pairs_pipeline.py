@@ -171,7 +171,11 @@ class PairAnnotator:
         return None, None, fields
 
 
-def annotate_pairs(raw_dir: Path, cfg: CorpusConfig, concurrency: int = 2):
+def annotate_pair_units(units: dict[str, np.ndarray], cfg: CorpusConfig, lexicon: list[str]):
+    yield from PairAnnotator(cfg, lexicon)(units)
+
+
+def annotate_pairs(raw_dir: Path, cfg: CorpusConfig):
     """A lazy Ray Dataset with one annotated record per pair candidate."""
     import ray.data
 
@@ -184,9 +188,10 @@ def annotate_pairs(raw_dir: Path, cfg: CorpusConfig, concurrency: int = 2):
     keys = sorted({k for u in units + page_units for k in u})
     rows = [{k: u.get(k, "" if k in ("relative", "source", "path") else -1) for k in keys}
             for u in units + page_units]
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * concurrency)))
-    return ds.map_batches(PairAnnotator, batch_size=8, batch_format="numpy", concurrency=concurrency,
-                          fn_constructor_kwargs={"cfg": cfg, "lexicon": load_lexicon(cfg.text_rules.lexicon_path)})
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * cfg.num_workers)))
+    return ds.map_batches(annotate_pair_units, batch_size=8, batch_format="numpy",
+                          compute=ray.data.TaskPoolStrategy(size=cfg.num_workers),
+                          fn_kwargs={"cfg": cfg, "lexicon": load_lexicon(cfg.text_rules.lexicon_path)})
 
 
 def find_image_duplicates(batches, max_distance: int) -> pa.Table:

@@ -79,7 +79,7 @@ def train_perplexity_model(raw_dir: Path, cfg: CorpusConfig) -> CharBigramLM | N
     return CharBigramLM.train(reference_texts(raw_dir, cfg, lexicon), cfg.perplexity.discount)
 
 
-def annotate_text(raw_dir: Path, cfg: CorpusConfig, lm: CharBigramLM | None, concurrency: int = 2):
+def annotate_text(raw_dir: Path, cfg: CorpusConfig, lm: CharBigramLM | None):
     """A lazy Ray Dataset of every text record with its first failing rule and dedup keys."""
     import ray.data
 
@@ -88,10 +88,16 @@ def annotate_text(raw_dir: Path, cfg: CorpusConfig, lm: CharBigramLM | None, con
         raise FileNotFoundError(f"no text sources: expected {raw_dir}/text/**/*.jsonl")
     lexicon = load_lexicon(cfg.text_rules.lexicon_path)
     ds = ray.data.from_items([asdict(c) for c in chunks], override_num_blocks=len(chunks))
-    return ds.map_batches(
-        ChunkAnnotator, batch_size=1, batch_format="numpy", concurrency=concurrency,
-        fn_constructor_kwargs={"cfg": cfg, "lexicon": lexicon, "lm": lm},
-    )
+    # stateless tasks, not an actor pool: actors would hold every CPU of a small machine while
+    # the downstream write waits for one; the LM and lexicon travel once via the object store
+    return ds.map_batches(annotate_chunks, batch_size=1, batch_format="numpy",
+                          compute=ray.data.TaskPoolStrategy(size=cfg.num_workers),
+                          fn_kwargs={"cfg": cfg, "lexicon": lexicon, "lm": lm})
+
+
+def annotate_chunks(chunks: dict[str, np.ndarray], cfg: CorpusConfig, lexicon: list[str],
+                    lm: CharBigramLM | None):
+    yield from ChunkAnnotator(cfg, lexicon, lm)(chunks)
 
 
 def collect_dedup_keys(batches) -> tuple[pa.Table, np.ndarray]:
@@ -118,6 +124,8 @@ def find_duplicates(keys: pa.Table, signatures: np.ndarray, bands: int, threshol
 
     Returns one row (`order`, `reason`, `detail`) per record to drop.
     """
+    if keys.num_rows == 0:
+        return DUPLICATE_SCHEMA.empty_table()
     order = keys.column("order").to_numpy()
     ids = np.array(keys.column("id").to_pylist(), dtype=object)
     exact = keys.column("exact_hash").to_numpy()
@@ -147,8 +155,13 @@ def find_duplicates(keys: pa.Table, signatures: np.ndarray, bands: int, threshol
                     schema=DUPLICATE_SCHEMA)
 
 
+def apply_duplicates(batch: pa.Table, duplicates: pa.Table) -> pa.Table:
+    """Ray Data UDF (a task: the duplicates table reaches workers through the object store)."""
+    return ApplyDuplicates(duplicates)(batch)
+
+
 class ApplyDuplicates:
-    """Ray Data UDF: set the duplicate reasons found by `find_duplicates` on their records."""
+    """Set the duplicate reasons found by `find_duplicates` on their records."""
 
     def __init__(self, duplicates: pa.Table):
         order = duplicates.column("order").to_numpy()

@@ -1,0 +1,30 @@
+"""Shared fixtures: a local Ray for the tests that need the engine (started once a session)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    import ray
+    import ray.data
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
+    yield ray
+
+
+@pytest.fixture
+def lexicon_path() -> Path:
+    return ROOT / "conf/base/lexicons/spam_lexicon.txt"

@@ -1,0 +1,63 @@
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from m6_pipeline.corpus.text_normalise import (
+    KEPT_PUNCTUATION,
+    collapse_duplicate_punctuation,
+    keep_chinese_english,
+    normalise_text,
+    strip_markup,
+    to_simplified,
+)
+
+
+def is_han(ch: str) -> bool:
+    """Unicode's Han script, as RE2 knows it (newer than Python's unicodedata tables)."""
+    return pc.match_substring_regex(pa.array([ch]), r"^\p{Han}$")[0].as_py()
+
+
+def one(fn, text):
+    return fn(pa.array([text], pa.large_string()))[0].as_py()
+
+
+def test_markup_and_script_content_are_removed():
+    html = '<div class="a">商品<b>很好</b><script>var 广告 = "点击";</script><style>.x{}</style>！</div>'
+    assert one(strip_markup, html).split() == ["商品", "很好", "！"]
+
+
+def test_entities_are_unescaped():
+    assert one(strip_markup, "鱼&amp;熊掌&nbsp;不可兼得") == "鱼&熊掌\xa0不可兼得"
+
+
+def test_duplicate_punctuation_collapses_to_first_mark():
+    assert one(collapse_duplicate_punctuation, "太好了！！！真的吗？？？……。。") == "太好了！真的吗？"
+
+
+def test_only_chinese_english_digits_punctuation_remain():
+    text = "价格😀 99元★★ good ☆ Привет ｶﾀｶﾅ 한국"
+    assert one(keep_chinese_english, text) == "价格 99元 good"
+
+
+def test_traditional_to_simplified():
+    assert one(to_simplified, "這個產品質量很好，價格實惠") == "这个产品质量很好，价格实惠"
+
+
+def test_full_pipeline_on_a_review():
+    raw = "<p>這本書ＶＥＲＹ好看！！！強烈推薦～～～</p>"
+    assert one(normalise_text, raw) == "这本书VERY好看！强烈推荐～"
+
+
+def test_nulls_stay_null():
+    assert normalise_text(pa.array([None, "好"], pa.large_string())).to_pylist() == [None, "好"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=80))
+def test_output_alphabet_and_no_punctuation_runs(text):
+    out = one(normalise_text, text)
+    for ch in out:
+        assert ch in KEPT_PUNCTUATION or ch.isascii() and (ch.isalnum() or ch == " ") or is_han(ch)
+    for a, b in zip(out, out[1:]):
+        assert not (a in KEPT_PUNCTUATION and b in KEPT_PUNCTUATION)
