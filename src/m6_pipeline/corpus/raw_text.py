@@ -97,14 +97,14 @@ def parse_chunk(chunk: FileChunk, extra: tuple[str, ...] = ()) -> pa.Table:
             obj = orjson.loads(raw)
             if not isinstance(obj, dict):
                 raise orjson.JSONDecodeError("not a JSON object", raw.decode("utf-8", "replace"), 0)
-        except orjson.JSONDecodeError as exc:
+        except orjson.JSONDecodeError as json_error:
+            error: Exception = json_error
+            reason = Reason.UNPARSEABLE_JSON
             try:
                 raw.decode("utf-8")
-                reason = Reason.UNPARSEABLE_JSON
-            except UnicodeDecodeError as bad:
-                reason = Reason.INVALID_UTF8
-                exc = bad
-            detail = f"{exc}; line starts {raw[:80].decode('utf-8', 'replace')!r}"
+            except UnicodeDecodeError as utf8_error:  # orjson says both; name the real cause
+                error, reason = utf8_error, Reason.INVALID_UTF8
+            detail = f"{error}; line starts {raw[:80].decode('utf-8', 'replace')!r}"
         else:
             record_id = _field(obj, "id") or default_id
             source = _field(obj, "source") or chunk.source

