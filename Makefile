@@ -9,7 +9,9 @@ export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: setup run test test-all bench viz clean-data
+DJ_VENV := benchmarks/.venv-dj
+
+.PHONY: setup run test test-all bench bench-setup viz
 
 setup: $(STAMP)
 
@@ -33,8 +35,19 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m "slow or not slow"
 
-bench: setup
+# The cleaning-speed peer, Data-Juicer 1.6.1, in a venv of its own (in ours it would lift
+# huggingface_hub past transformers 4.51.3's pin). torch goes first so nothing pulls a CUDA
+# build; ray, torch and ftfy are imported by Data-Juicer at run time (else it self-installs).
+bench-setup: $(DJ_VENV)/.setup-done
+$(DJ_VENV)/.setup-done:
+	test -x $(DJ_VENV)/bin/python || $(PYTHON) -m venv $(DJ_VENV)
+	$(DJ_VENV)/bin/pip install -q torch==2.13.0
+	$(DJ_VENV)/bin/pip install -q py-data-juicer==1.6.1 aiohttp selectolax opencc ftfy ray==2.60.0
+	touch $@
+
+bench: setup bench-setup
 	$(PY) benchmarks/corpus_cleaning.py
+	$(PY) benchmarks/corpus_memory.py
 
 viz: setup
 	$(VENV)/bin/kedro viz run --env=local
