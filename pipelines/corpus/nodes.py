@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from m6_pipeline.corpus import pairs_pipeline, text_pipeline
+from m6_pipeline.corpus import deduplication, pairs_pipeline, text_pipeline
 from m6_pipeline.corpus.config import CorpusConfig
 from m6_pipeline.corpus.report import CorpusAccounts, corpus_figure, table1_markdown
 from m6_pipeline.validation.schemas import CleanPairs, CleanText, Quarantine
@@ -47,11 +47,9 @@ def annotate_text(cfg: CorpusConfig, raw_sources: dict, corpus_lm):
 
 
 def find_text_duplicates(cfg: CorpusConfig, text_annotated) -> pa.Table:
-    columns = ["order", "id", "exact_hash", "minhash", "reason"]
-    keys, signatures = text_pipeline.collect_dedup_keys(
-        text_annotated.select_columns(columns).iter_batches(batch_format="pyarrow", batch_size=65536))
-    near = cfg.near_duplicates
-    duplicates = text_pipeline.find_duplicates(keys, signatures, near.bands, near.threshold, near.enabled)
+    keys = deduplication.collect_keys(text_annotated.select_columns(deduplication.KEY_COLUMNS).iter_batches(
+        batch_format="pyarrow", batch_size=65536))
+    duplicates = deduplication.find_duplicates(keys, cfg.near_duplicates)
     log.info("text duplicates: %s", dict(Counter(duplicates.column("reason").to_pylist())))
     return duplicates.to_pandas()
 
@@ -59,7 +57,7 @@ def find_text_duplicates(cfg: CorpusConfig, text_annotated) -> pa.Table:
 def route_text(cfg: CorpusConfig, text_annotated, text_duplicates):
     """Split annotated records into the clean corpus and the quarantine (two lazy datasets)."""
     routed = text_annotated.map_batches(
-        text_pipeline.apply_duplicates, batch_format="pyarrow",
+        deduplication.apply_duplicates, batch_format="pyarrow",
         fn_kwargs={"duplicates": pa.Table.from_pandas(text_duplicates, preserve_index=False)})
     clean = routed.map_batches(_checked(text_pipeline.kept_text, CleanText), batch_format="pyarrow")
     quarantine = routed.map_batches(_checked(text_pipeline.quarantined_text, Quarantine), batch_format="pyarrow")
@@ -93,7 +91,7 @@ def find_image_duplicates(cfg: CorpusConfig, pairs_annotated):
 
 def route_pairs(cfg: CorpusConfig, pairs_annotated, pair_duplicates):
     routed = pairs_annotated.map_batches(
-        text_pipeline.apply_duplicates, batch_format="pyarrow",
+        deduplication.apply_duplicates, batch_format="pyarrow",
         fn_kwargs={"duplicates": pa.Table.from_pandas(pair_duplicates, preserve_index=False)})
     clean = routed.map_batches(_checked(pairs_pipeline.kept_pairs, CleanPairs), batch_format="pyarrow")
     quarantine = routed.map_batches(_checked(pairs_pipeline.quarantined_pairs, Quarantine), batch_format="pyarrow")
@@ -148,7 +146,7 @@ def build_corpus_report(cfg: CorpusConfig, text_annotated, clean_text, text_quar
         for b in _pandas_batches(annotated, ["source"], 262144):
             acc.inputs.update({(s, modality): n for s, n in b["source"].value_counts().items()})
         text_col = "text"
-        cols = ["source", text_col] + (["image"] if modality == "pairs" else ["perplexity"])
+        cols = ["source", text_col] + (["image"] if modality == "pairs" else [])
         for b in _pandas_batches(clean, cols, 65536 if modality == "text" else 2048):
             acc.kept.update({(s, modality): n for s, n in b["source"].value_counts().items()})
             chars = b[text_col].str.len()
@@ -159,15 +157,12 @@ def build_corpus_report(cfg: CorpusConfig, text_annotated, clean_text, text_quar
                     len(idx), int(chars[idx].sum()), int(nbytes[idx].sum()),
                     images=len(idx) if modality == "pairs" else 0,
                     image_bytes=int(img_bytes[idx].sum()) if img_bytes is not None else 0)
-            if modality == "text":
-                acc.perplexity_kept.append(b["perplexity"].to_numpy(dtype=float))
         for b in _pandas_batches(quarantine, ["source", "reason"], 262144):
             for (s, r), n in b.groupby(["source", "reason"]).size().items():
                 acc.dropped[(s, modality)][r] += int(n)
     for b in _pandas_batches(text_annotated, ["reason", "perplexity"], 262144):
         # the distribution over every record that reached the LM (kept or dropped by it)
-        scored = b["reason"].isna() | (b["reason"] == "perplexity") | b["reason"].isin(
-            ["exact_duplicate", "near_duplicate"])
+        scored = b["reason"].isna() | (b["reason"] == "perplexity")
         acc.perplexity_all.append(b.loc[scored, "perplexity"].to_numpy(dtype=float))
     threshold = cfg.perplexity.max_perplexity if cfg.perplexity.enabled else None
     report = acc.report(threshold)

@@ -11,13 +11,8 @@ from m6_pipeline.corpus.language_model import CharBigramLM
 from m6_pipeline.corpus.raw_text import parse_chunk, plan_chunks
 from m6_pipeline.corpus.text_annotate import TextAnnotator
 from m6_pipeline.corpus.text_filters import load_lexicon
-from m6_pipeline.corpus.text_pipeline import (
-    ApplyDuplicates,
-    collect_dedup_keys,
-    find_duplicates,
-    kept_text,
-    quarantined_text,
-)
+from m6_pipeline.corpus.deduplication import apply_duplicates, collect_keys, find_duplicates
+from m6_pipeline.corpus.text_pipeline import kept_text, quarantined_text
 
 GOOD = ["这本书的翻译非常好，忠实了原著，很多复杂的句子都处理得很得体。",
         "酒店的位置很方便，离地铁站只有五分钟，服务员态度也很热情。",
@@ -53,9 +48,8 @@ def clean(raw_dir, cfg: CorpusConfig, lm):
     annotate = TextAnnotator(cfg.text_rules, load_lexicon(cfg.text_rules.lexicon_path), lm,
                              cfg.perplexity, cfg.near_duplicates)
     annotated = pa.concat_tables([annotate(parse_chunk(c)) for c in plan_chunks(raw_dir, chunk_bytes=512)])
-    keys, sig = collect_dedup_keys([annotated])
-    dups = find_duplicates(keys, sig, cfg.near_duplicates.bands, cfg.near_duplicates.threshold)
-    routed = ApplyDuplicates(dups)(annotated)
+    dups = find_duplicates(collect_keys([annotated]), cfg.near_duplicates)
+    routed = apply_duplicates(annotated, dups)
     return annotated, kept_text(routed), quarantined_text(routed)
 
 

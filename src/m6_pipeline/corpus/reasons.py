@@ -20,6 +20,7 @@ class Reason(StrEnum):
     SPAM_LEXICON = "spam_lexicon"
     PERPLEXITY = "perplexity"
     EXACT_DUPLICATE = "exact_duplicate"
+    DUPLICATE_ID = "duplicate_id"
     NEAR_DUPLICATE = "near_duplicate"
     # image references (pairs and webpages)
     REMOTE_URL_NOT_FETCHED = "remote_url_not_fetched"

@@ -40,7 +40,6 @@ class CorpusAccounts:
     kept: Counter = field(default_factory=Counter)
     dropped: dict = field(default_factory=lambda: defaultdict(Counter))  # (source, modality) -> reason -> n
     stats: dict = field(default_factory=lambda: defaultdict(ModalityStats))
-    perplexity_kept: list = field(default_factory=list)
     perplexity_all: list = field(default_factory=list)
 
     def report(self, perplexity_threshold: float | None = None) -> dict:

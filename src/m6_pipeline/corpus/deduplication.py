@@ -1,0 +1,153 @@
+"""Global deduplication of records that passed every per-document rule.
+
+The driver streams the annotated records' keys once and keeps, per distinct text, only its
+first record's id and MinHash signature: memory grows with the number of distinct texts, not
+with the corpus (a corpus repeated 10x costs 16 bytes a repeated record). Decisions, in order:
+exact duplicates (same cleaned text), reused ids (same `id`, different text), near duplicates
+(MinHash LSH, verified). The first record in corpus order always stays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from m6_pipeline.corpus.config import NearDuplicates
+from m6_pipeline.corpus.near_duplicates import estimated_jaccard, near_duplicate_clusters
+from m6_pipeline.corpus.reasons import Reason
+
+DUPLICATE_SCHEMA = pa.schema([("order", pa.int64()), ("reason", pa.large_string()),
+                              ("detail", pa.large_string())])
+KEY_COLUMNS = ["order", "id", "exact_hash", "minhash", "reason"]
+
+
+class DedupKeys:
+    """Streams batches of annotated records; keeps (order, text hash, id hash) of every kept
+    record and (order, id, signature) of the first record of each distinct text."""
+
+    def __init__(self, compact_every: int = 1 << 20):
+        self._orders: list[np.ndarray] = []
+        self._hashes: list[np.ndarray] = []
+        self._id_hashes: list[np.ndarray] = []
+        self._firsts: list[pa.Table] = []
+        self._pending = 0
+        self._compact_every = compact_every
+
+    def add(self, batch: pa.Table) -> None:
+        kept = batch.filter(pc.is_null(batch.column("reason")))
+        if kept.num_rows == 0:
+            return
+        order = kept.column("order").to_numpy()
+        text_hash = kept.column("exact_hash").to_numpy()
+        self._orders.append(order)
+        self._hashes.append(text_hash)
+        self._id_hashes.append(pd.util.hash_array(
+            np.asarray(kept.column("id").to_numpy(zero_copy_only=False), dtype=object)).astype(np.uint64))
+        self._firsts.append(_first_per_hash(kept.select(["order", "id", "exact_hash", "minhash"])))
+        self._pending += kept.num_rows
+        if self._pending >= self._compact_every:
+            self._firsts = [_first_per_hash(pa.concat_tables(self._firsts))]
+            self._pending = 0
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Table]:
+        """(orders, text hashes, id hashes) of all kept records; the first record per text."""
+        cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt))
+        firsts = _first_per_hash(pa.concat_tables(self._firsts)) if self._firsts else None
+        return (cat(self._orders, np.int64), cat(self._hashes, np.uint64), cat(self._id_hashes, np.uint64),
+                firsts)
+
+
+def _first_per_hash(table: pa.Table) -> pa.Table:
+    """The lowest-order row of each exact hash."""
+    if table.num_rows == 0:
+        return table
+    idx = np.lexsort((table.column("order").to_numpy(), table.column("exact_hash").to_numpy()))
+    h = table.column("exact_hash").to_numpy()[idx]
+    first = idx[np.concatenate(([True], h[1:] != h[:-1]))]
+    return table.take(pa.array(first))
+
+
+def _group_first(keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows grouped by `keys`: the row index of each row's group-first (lowest order)."""
+    by = np.lexsort((order, keys))
+    k = keys[by]
+    start = np.concatenate(([True], k[1:] != k[:-1]))
+    first = np.empty(len(keys), dtype=np.int64)
+    first[by] = by[np.maximum.accumulate(np.where(start, np.arange(len(by)), 0))]
+    return first, by
+
+
+def find_duplicates(keys: DedupKeys, near: NearDuplicates) -> pa.Table:
+    """One row (`order`, `reason`, `detail`) for every record to drop as a duplicate."""
+    order, text_hash, id_hash, firsts = keys.arrays()
+    if len(order) == 0:
+        return DUPLICATE_SCHEMA.empty_table()
+    first_order = pd.Series(firsts.column("order").to_numpy(), index=firsts.column("exact_hash").to_numpy())
+    first_id = pd.Series(firsts.column("id").to_pylist(), index=firsts.column("order").to_numpy())
+    rep_order = first_order.loc[text_hash].to_numpy()
+    out = []
+
+    exact = rep_order != order
+    out.append((order[exact], Reason.EXACT_DUPLICATE,
+                ["duplicate of " + i for i in first_id.loc[rep_order[exact]]]))
+
+    survivors = ~exact
+    group_first, _ = _group_first(id_hash[survivors], order[survivors])
+    s_idx = np.flatnonzero(survivors)
+    reused = group_first != np.arange(len(s_idx))
+    out.append((order[s_idx[reused]], Reason.DUPLICATE_ID,
+                [f"id already used by an earlier record with other text (order {o})"
+                 for o in order[s_idx[group_first[reused]]]]))
+
+    if near.enabled and firsts.num_rows > 1:
+        by_order = np.argsort(firsts.column("order").to_numpy())
+        firsts = firsts.take(pa.array(by_order))
+        still = ~np.isin(firsts.column("order").to_numpy(), order[s_idx[reused]])
+        firsts = firsts.filter(pa.array(still))
+        mh = firsts.column("minhash").combine_chunks()
+        sig = mh.flatten().to_numpy(zero_copy_only=False).reshape(-1, mh.type.list_size)
+        rep = near_duplicate_clusters(sig, near.bands, near.threshold)
+        rows = np.flatnonzero(rep != np.arange(len(rep)))
+        similarity = estimated_jaccard(sig[rows], sig[rep[rows]])
+        ids = firsts.column("id").to_pylist()
+        out.append((firsts.column("order").to_numpy()[rows], Reason.NEAR_DUPLICATE,
+                    [f"near-duplicate of {ids[r]} (estimated Jaccard {s:.2f})"
+                     for r, s in zip(rep[rows], similarity)]))
+    return pa.table({
+        "order": pa.array(np.concatenate([o for o, _, _ in out]), pa.int64()),
+        "reason": pa.array([str(r) for o, r, _ in out for _ in range(len(o))], pa.large_string()),
+        "detail": pa.array([d for _, _, ds in out for d in ds], pa.large_string()),
+    }, schema=DUPLICATE_SCHEMA)
+
+
+def apply_duplicates(batch: pa.Table, duplicates: pa.Table) -> pa.Table:
+    """Set the reasons of `find_duplicates` on their records (a Ray Data batch UDF).
+
+    Vectorised: a sorted-order lookup and Arrow `take`, no per-row Python.
+    """
+    if duplicates.num_rows == 0 or batch.num_rows == 0:
+        return batch
+    dup_order = duplicates.column("order").to_numpy()
+    sort = np.argsort(dup_order)
+    dup_order = dup_order[sort]
+    order = batch.column("order").to_numpy()
+    pos = np.minimum(np.searchsorted(dup_order, order), len(dup_order) - 1)
+    hit = dup_order[pos] == order
+    if not hit.any():
+        return batch
+    take = pa.array(np.where(hit, sort[pos], 0))
+    mask = pa.array(hit)
+    for name in ("reason", "detail"):
+        new = pc.take(duplicates.column(name), take)
+        merged = pc.if_else(mask, new, batch.column(name))
+        batch = batch.set_column(batch.schema.get_field_index(name), name, merged)
+    return batch
+
+
+def collect_keys(batches) -> DedupKeys:
+    keys = DedupKeys()
+    for batch in batches:
+        keys.add(batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch]))
+    return keys
