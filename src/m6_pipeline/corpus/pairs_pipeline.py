@@ -156,12 +156,11 @@ class PairAnnotator:
             return str(rejected.reason), f"{path.name}: {rejected.detail}", fields
         except OSError as exc:  # vanished or unreadable between planning and reading
             return str(Reason.IMAGE_MISSING), f"{path.name}: {exc}", fields
-        scores = self.score_quality(img)
-        quality = scores["quality"] if isinstance(scores, dict) else float(scores)
-        fields.update(width=img.width, height=img.height, pixels=img.width * img.height, quality=quality)
-        if isinstance(scores, dict):
-            fields.update(sharpness=scores.get("sharpness"), contrast=scores.get("contrast"),
-                          entropy=scores.get("entropy"))
+        scores = self.score_quality(img)  # {"quality", and for the heuristic its components}
+        quality = scores["quality"]
+        fields.update(width=img.width, height=img.height, pixels=img.width * img.height, quality=quality,
+                      sharpness=scores.get("sharpness"), contrast=scores.get("contrast"),
+                      entropy=scores.get("entropy"))
         if quality < rules.min_quality:
             return str(Reason.IMAGE_LOW_QUALITY), f"quality {quality:.3f} < {rules.min_quality}", fields
         ok, why = self.classify(img)
