@@ -123,11 +123,11 @@ def corpus_figure(report: dict, perplexities: np.ndarray | None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.5), gridspec_kw={"width_ratios": [1.2, 1], "wspace": 0.45})
     names = list(report["sources"])
     reasons = sorted({r for e in report["sources"].values() for r in e["dropped"]})
     bottom = np.array([report["sources"][n]["kept"] for n in names], dtype=float)
-    axes[0].barh(names, bottom, label="kept", color="#2b8a3e")
+    axes[0].barh(names, bottom, label="kept", color="#343a40")
     cmap = plt.get_cmap("tab20")
     for i, reason in enumerate(reasons):
         width = np.array([report["sources"][n]["dropped"].get(reason, 0) for n in names], dtype=float)
@@ -135,7 +135,7 @@ def corpus_figure(report: dict, perplexities: np.ndarray | None):
         bottom += width
     axes[0].set_xlabel("records")
     axes[0].set_title("Records per source: kept and dropped by reason")
-    axes[0].legend(fontsize=7, loc="lower right")
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if perplexities is not None and len(perplexities):
         finite = perplexities[np.isfinite(perplexities)]
         axes[1].hist(np.log10(np.clip(finite, 1, None)), bins=60, color="#1c7ed6")
@@ -145,5 +145,4 @@ def corpus_figure(report: dict, perplexities: np.ndarray | None):
             axes[1].legend()
         axes[1].set_xlabel("log10 perplexity (character bigram LM)")
         axes[1].set_title("Perplexity of rule-clean text")
-    fig.tight_layout()
     return fig
