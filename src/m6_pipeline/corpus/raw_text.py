@@ -43,10 +43,19 @@ def source_of(relative: Path) -> str:
     return parts[1] if len(parts) > 2 else relative.stem
 
 
-def plan_chunks(raw_dir: Path, subdir: str = "text", chunk_bytes: int = 4 << 20) -> list[FileChunk]:
-    """Byte ranges of every `*.jsonl` under raw_dir/subdir, cut at newlines, in sorted order."""
+def plan_chunks(raw_dir: Path, subdir: str = "text", chunk_bytes: int | None = 4 << 20,
+                target_chunks: int | None = None) -> list[FileChunk]:
+    """Byte ranges of every `*.jsonl` under raw_dir/subdir, cut at newlines, in sorted order.
+
+    With `target_chunks`, the chunk size is chosen so the corpus splits into about that many
+    chunks, between 4 and 64 MiB each (Ray tasks cost ~0.2 s of scheduling on a small
+    machine, so a few large chunks beat many small ones; 64 MiB bounds a task's memory).
+    """
     raw_dir = Path(raw_dir)
     files = sorted((raw_dir / subdir).rglob("*.jsonl"))
+    if target_chunks:
+        total = sum(f.stat().st_size for f in files)
+        chunk_bytes = int(min(64 << 20, max(4 << 20, total // target_chunks + 1)))
     chunks: list[FileChunk] = []
     for index, path in enumerate(files):
         relative = path.relative_to(raw_dir)

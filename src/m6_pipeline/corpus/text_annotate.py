@@ -28,6 +28,10 @@ from m6_pipeline.corpus.text_filters import (
 from m6_pipeline.corpus.text_normalise import normalise_text
 
 
+# signatures by exact text hash, per MinHasher (frozen dataclass: hashable by its parameters)
+_SIGNATURE_CACHES: dict[MinHasher, OrderedDict[int, np.ndarray]] = {}
+
+
 def annotated_schema(num_perm: int) -> pa.Schema:
     return pa.schema([
         ("id", pa.large_string()),
@@ -55,8 +59,9 @@ def _first_reason(reason: np.ndarray, detail: np.ndarray, hit: np.ndarray, name:
 class TextAnnotator:
     """Callable over `pa.Table` batches (a Ray Data `map_batches` UDF or a plain function).
 
-    Holds the lexicon, the perplexity LM and a bounded cache of signatures by exact hash:
-    the cache changes speed only, never results (a signature is a function of the text).
+    Holds the lexicon, the perplexity LM and a bounded, process-wide cache of signatures by
+    exact hash: the cache changes speed only, never results (a signature is a function of
+    the text), and repeated texts across tasks are hashed once per worker.
     """
 
     def __init__(self, rules: TextRules, lexicon: list[str], lm: CharBigramLM | None,
@@ -67,7 +72,8 @@ class TextAnnotator:
         self.max_perplexity = perplexity.max_perplexity
         self.hasher = MinHasher(near.num_perm, near.shingle_chars, near.seed) if near.enabled else None
         self.num_perm = near.num_perm
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        # one cache per worker process and hasher, so it survives from one Ray task to the next
+        self._cache = _SIGNATURE_CACHES.setdefault(self.hasher, OrderedDict()) if self.hasher else OrderedDict()
         self._cache_size = cache_size
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -79,7 +79,7 @@ def annotate_text(raw_dir: Path, cfg: CorpusConfig, lm: CharBigramLM | None):
     """A lazy Ray Dataset of every text record with its first failing rule and dedup keys."""
     import ray.data
 
-    chunks = plan_chunks(raw_dir)
+    chunks = plan_chunks(raw_dir, target_chunks=2 * cfg.num_workers)
     if not chunks:
         raise FileNotFoundError(f"no text sources: expected {raw_dir}/text/**/*.jsonl")
     lexicon = load_lexicon(cfg.text_rules.lexicon_path)
