@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from m6_pipeline.corpus import deduplication, pairs_pipeline, text_pipeline
@@ -54,14 +55,18 @@ def find_text_duplicates(cfg: CorpusConfig, text_annotated) -> pa.Table:
     return duplicates.to_pandas()
 
 
-def route_text(cfg: CorpusConfig, text_annotated, text_duplicates):
-    """Split annotated records into the clean corpus and the quarantine (two lazy datasets)."""
-    routed = text_annotated.map_batches(
+def _route(annotated, duplicates: pd.DataFrame, kept, quarantined, kept_model):
+    """Set duplicate reasons, then split into the clean output and the quarantine (both lazy)."""
+    routed = annotated.map_batches(
         deduplication.apply_duplicates, batch_format="pyarrow",
-        fn_kwargs={"duplicates": pa.Table.from_pandas(text_duplicates, preserve_index=False)})
-    clean = routed.map_batches(_checked(text_pipeline.kept_text, CleanText), batch_format="pyarrow")
-    quarantine = routed.map_batches(_checked(text_pipeline.quarantined_text, Quarantine), batch_format="pyarrow")
-    return clean, quarantine
+        fn_kwargs={"duplicates": pa.Table.from_pandas(duplicates, preserve_index=False)})
+    return (routed.map_batches(_checked(kept, kept_model), batch_format="pyarrow"),
+            routed.map_batches(_checked(quarantined, Quarantine), batch_format="pyarrow"))
+
+
+def route_text(text_annotated, text_duplicates):
+    return _route(text_annotated, text_duplicates, text_pipeline.kept_text, text_pipeline.quarantined_text,
+                  CleanText)
 
 
 def _checked(fn, model):
@@ -89,13 +94,9 @@ def find_image_duplicates(cfg: CorpusConfig, pairs_annotated):
     return duplicates.to_pandas()
 
 
-def route_pairs(cfg: CorpusConfig, pairs_annotated, pair_duplicates):
-    routed = pairs_annotated.map_batches(
-        deduplication.apply_duplicates, batch_format="pyarrow",
-        fn_kwargs={"duplicates": pa.Table.from_pandas(pair_duplicates, preserve_index=False)})
-    clean = routed.map_batches(_checked(pairs_pipeline.kept_pairs, CleanPairs), batch_format="pyarrow")
-    quarantine = routed.map_batches(_checked(pairs_pipeline.quarantined_pairs, Quarantine), batch_format="pyarrow")
-    return clean, quarantine
+def route_pairs(pairs_annotated, pair_duplicates):
+    return _route(pairs_annotated, pair_duplicates, pairs_pipeline.kept_pairs, pairs_pipeline.quarantined_pairs,
+                  CleanPairs)
 
 
 def _pandas_batches(ds, columns: list[str], batch_size: int = 100_000):

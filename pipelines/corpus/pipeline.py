@@ -17,13 +17,13 @@ def create_pipeline(**kwargs) -> Pipeline:
              name="annotate_text"),
         Node(nodes.find_text_duplicates, ["corpus_config", "text_annotated"], "text_duplicates",
              name="find_text_duplicates"),
-        Node(nodes.route_text, ["corpus_config", "text_annotated", "text_duplicates"], ["clean_text", "text_quarantine"],
+        Node(nodes.route_text, ["text_annotated", "text_duplicates"], ["clean_text", "text_quarantine"],
              name="route_text"),
         # image-text pairs: catalogue records and webpage images with their surrounding text
         Node(nodes.annotate_pairs, ["corpus_config", "raw_sources"], "pairs_annotated", name="annotate_pairs"),
         Node(nodes.find_image_duplicates, ["corpus_config", "pairs_annotated"], "pair_duplicates",
              name="find_image_duplicates"),
-        Node(nodes.route_pairs, ["corpus_config", "pairs_annotated", "pair_duplicates"], ["clean_pairs", "pairs_quarantine"],
+        Node(nodes.route_pairs, ["pairs_annotated", "pair_duplicates"], ["clean_pairs", "pairs_quarantine"],
              name="route_pairs"),
         # Great Expectations suites: a failure stops the run before the report is written
         Node(nodes.validate_clean_text, ["corpus_config", "clean_text"], "clean_text_validation",

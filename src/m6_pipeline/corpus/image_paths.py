@@ -23,22 +23,14 @@ import stat
 from pathlib import Path
 from urllib.parse import unquote
 
-from m6_pipeline.corpus.reasons import Reason
+from m6_pipeline.corpus.reasons import Reason, RecordRejected
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")  # C:/x, C:x: a drive, never relative to raw
 
 
-class RejectedReference(Exception):
+class RejectedReference(RecordRejected):
     """An image reference that yields no readable file inside raw; `reason` says why."""
-
-    def __init__(self, reason: Reason, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-    def __reduce__(self):  # picklable across Ray workers with both fields
-        return (type(self), (self.reason, self.detail))
 
 
 def _inside(path: str, root: str) -> bool:

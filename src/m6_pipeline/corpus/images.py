@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from m6_pipeline.corpus.config import ImageRules
-from m6_pipeline.corpus.reasons import Reason
+from m6_pipeline.corpus.reasons import Reason, RecordRejected
 
 _HIGH_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -33,16 +33,8 @@ _TRUNCATION_WORDS = ("truncat", "broken data stream", "unexpected end", "prematu
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "PNG": {"compress_level": 6}}
 
 
-class RejectedImage(Exception):
+class RejectedImage(RecordRejected):
     """Image bytes that are not kept; `reason` is a Reason, `detail` says what was found."""
-
-    def __init__(self, reason: Reason, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-    def __reduce__(self):  # picklable across Ray workers with both fields
-        return (type(self), (self.reason, self.detail))
 
 
 def decode_image(data: bytes, rules: ImageRules) -> Image.Image:

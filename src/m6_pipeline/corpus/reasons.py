@@ -40,3 +40,18 @@ class Reason(StrEnum):
     PAGE_UNPARSEABLE = "page_unparseable"
     PAGE_WITHOUT_IMAGES = "page_without_images"
     NO_SURROUNDING_TEXT = "no_surrounding_text"
+
+
+class RecordRejected(Exception):
+    """A record that leaves the corpus: `reason` says why, `detail` what was found.
+
+    Raised and caught per record inside the cleaning steps; never escapes a batch.
+    """
+
+    def __init__(self, reason: Reason, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    def __reduce__(self):  # picklable across Ray workers with both fields
+        return (type(self), (self.reason, self.detail))
