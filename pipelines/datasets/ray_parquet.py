@@ -28,10 +28,12 @@ def _ordered_filenames():
 
 class RayParquetDataset(AbstractDataset):
     def __init__(self, filepath: str, prefix: str = "part", columns: list[str] | None = None,
-                 metadata: dict[str, Any] | None = None):
+                 max_rows_per_file: int = 65536, metadata: dict[str, Any] | None = None):
         self._path = Path(filepath)
         self._prefix = prefix
         self._columns = columns
+        # bounded files keep every later read task's memory bounded, whatever the corpus size
+        self._max_rows_per_file = max_rows_per_file
         self.metadata = metadata
 
     def _files(self) -> list[Path]:
@@ -55,7 +57,8 @@ class RayParquetDataset(AbstractDataset):
         # `<prefix>-00000.parquet`, ... (the same inputs give the same file names for DVC)
         staging = self._path.parent / f".{self._path.name}.{self._prefix}.staging"
         shutil.rmtree(staging, ignore_errors=True)
-        data.write_parquet(str(staging), filename_provider=_ordered_filenames())
+        data.write_parquet(str(staging), filename_provider=_ordered_filenames(),
+                           max_rows_per_file=self._max_rows_per_file)
         self._path.mkdir(parents=True, exist_ok=True)
         for old in self._files():
             old.unlink()

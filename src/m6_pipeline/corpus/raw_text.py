@@ -48,14 +48,15 @@ def plan_chunks(raw_dir: Path, subdir: str = "text", chunk_bytes: int | None = 4
     """Byte ranges of every `*.jsonl` under raw_dir/subdir, cut at newlines, in sorted order.
 
     With `target_chunks`, the chunk size is chosen so the corpus splits into about that many
-    chunks, between 4 and 64 MiB each (Ray tasks cost ~0.2 s of scheduling on a small
-    machine, so a few large chunks beat many small ones; 64 MiB bounds a task's memory).
+    chunks, between 4 and 16 MiB each (Ray tasks cost ~0.2 s of scheduling on a small
+    machine, so a few large chunks beat many small ones; 16 MiB bounds a task's memory, so
+    peak memory does not grow with the corpus).
     """
     raw_dir = Path(raw_dir)
     files = sorted((raw_dir / subdir).rglob("*.jsonl"))
     if target_chunks:
         total = sum(f.stat().st_size for f in files)
-        chunk_bytes = int(min(64 << 20, max(4 << 20, total // target_chunks + 1)))
+        chunk_bytes = int(min(16 << 20, max(4 << 20, total // target_chunks + 1)))
     chunks: list[FileChunk] = []
     for index, path in enumerate(files):
         relative = path.relative_to(raw_dir)
