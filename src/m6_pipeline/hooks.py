@@ -20,6 +20,8 @@ class RayHook:
         if ray.is_initialized():
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if conf.get("auth_mode"):  # Ray >= 2.59 clusters use token auth; the driver must say so
+            os.environ.setdefault("RAY_AUTH_MODE", conf["auth_mode"])
         address = conf.get("address")
         kwargs = {"include_dashboard": False, "log_to_driver": conf.get("log_to_driver", False)}
         if address:
