@@ -147,27 +147,11 @@ def build_corpus_report(cfg: CorpusConfig, text_annotated, clean_text, text_quar
     acc = CorpusAccounts()
     for modality, annotated, clean, quarantine in (("text", text_annotated, clean_text, text_quarantine),
                                                    ("pairs", pairs_annotated, clean_pairs, pairs_quarantine)):
-        for b in _pandas_batches(annotated, ["source"], 262144):
-            acc.inputs.update({(s, modality): n for s, n in b["source"].value_counts().items()})
-        text_col = "text"
-        cols = ["source", text_col] + (["image"] if modality == "pairs" else [])
-        for b in _pandas_batches(clean, cols, 65536 if modality == "text" else 2048):
-            acc.kept.update({(s, modality): n for s, n in b["source"].value_counts().items()})
-            chars = b[text_col].str.len()
-            nbytes = b[text_col].map(lambda t: len(t.encode("utf-8")))
-            img_bytes = b["image"].map(len) if modality == "pairs" else None
-            for s, idx in b.groupby("source").groups.items():
-                acc.stats[(s, modality)].add(
-                    len(idx), int(chars[idx].sum()), int(nbytes[idx].sum()),
-                    images=len(idx) if modality == "pairs" else 0,
-                    image_bytes=int(img_bytes[idx].sum()) if img_bytes is not None else 0)
-        for b in _pandas_batches(quarantine, ["source", "reason"], 262144):
-            for (s, r), n in b.groupby(["source", "reason"]).size().items():
-                acc.dropped[(s, modality)][r] += int(n)
-    for b in _pandas_batches(text_annotated, ["reason", "perplexity"], 262144):
-        # the distribution over every record that reached the LM (kept or dropped by it)
-        scored = b["reason"].isna() | (b["reason"] == "perplexity")
-        acc.perplexity_all.append(b.loc[scored, "perplexity"].to_numpy(dtype=float))
+        acc.count_inputs(modality, _pandas_batches(annotated, ["source"], 262144))
+        kept_columns = ["source", "text"] + (["image"] if modality == "pairs" else [])
+        acc.count_kept(modality, _pandas_batches(clean, kept_columns, 65536 if modality == "text" else 2048))
+        acc.count_dropped(modality, _pandas_batches(quarantine, ["source", "reason"], 262144))
+    acc.add_perplexities(_pandas_batches(text_annotated, ["reason", "perplexity"], 262144))
     threshold = cfg.perplexity.max_perplexity if cfg.perplexity.enabled else None
     report = acc.report(threshold)
     report["validation"] = {"clean_text": text_validation, "clean_pairs": pairs_validation,

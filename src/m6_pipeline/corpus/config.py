@@ -73,12 +73,6 @@ class CatalogueSpec(_Frozen):
     seed: int = 6
 
 
-class RayConf(_Frozen):
-    address: str | None = None
-    num_cpus: int | None = None
-    batch_size: int = 4096
-
-
 class CorpusConfig(_Frozen):
     raw_dir: Path = Path("data/01_raw")
     text_rules: TextRules = TextRules()

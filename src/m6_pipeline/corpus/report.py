@@ -42,6 +42,36 @@ class CorpusAccounts:
     stats: dict = field(default_factory=lambda: defaultdict(ModalityStats))
     perplexity_all: list = field(default_factory=list)
 
+    def count_inputs(self, modality: str, batches) -> None:
+        """Every annotated record of `modality` is one input (pandas batches with `source`)."""
+        for b in batches:
+            self.inputs.update({(s, modality): n for s, n in b["source"].value_counts().items()})
+
+    def count_kept(self, modality: str, batches) -> None:
+        """Kept records and Table 1's columns (batches with `source`, `text`, pairs: `image`)."""
+        for b in batches:
+            self.kept.update({(s, modality): n for s, n in b["source"].value_counts().items()})
+            chars = b["text"].str.len()
+            nbytes = b["text"].map(lambda t: len(t.encode("utf-8")))
+            img_bytes = b["image"].map(len) if "image" in b else None
+            for s, idx in b.groupby("source").groups.items():
+                self.stats[(s, modality)].add(
+                    len(idx), int(chars[idx].sum()), int(nbytes[idx].sum()),
+                    images=len(idx) if img_bytes is not None else 0,
+                    image_bytes=int(img_bytes[idx].sum()) if img_bytes is not None else 0)
+
+    def count_dropped(self, modality: str, batches) -> None:
+        """Quarantined records by reason (batches with `source`, `reason`)."""
+        for b in batches:
+            for (s, r), n in b.groupby(["source", "reason"]).size().items():
+                self.dropped[(s, modality)][r] += int(n)
+
+    def add_perplexities(self, batches) -> None:
+        """The distribution over every text record that reached the LM (kept or dropped by it)."""
+        for b in batches:
+            scored = b["reason"].isna() | (b["reason"] == "perplexity")
+            self.perplexity_all.append(b.loc[scored, "perplexity"].to_numpy(dtype=float))
+
     def report(self, perplexity_threshold: float | None = None) -> dict:
         sources: dict[str, dict] = {}
         problems = []
