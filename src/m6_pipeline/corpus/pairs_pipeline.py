@@ -25,7 +25,7 @@ from m6_pipeline.corpus.image_quality import (
     perceptual_hash,
 )
 from m6_pipeline.corpus.images import RejectedImage, decode_image, encode_image
-from m6_pipeline.corpus.raw_text import FileChunk, parse_chunk, plan_chunks
+from m6_pipeline.corpus.raw_text import FileChunk, batch_rows, parse_chunk, plan_chunks
 from m6_pipeline.corpus.reasons import Reason
 from m6_pipeline.corpus.text_filters import LexiconMatcher, load_lexicon
 from m6_pipeline.corpus.text_normalise import normalise_text
@@ -82,8 +82,7 @@ class PairAnnotator:
         self.classify = load_content_classifier(cfg.image_rules.content_classifier)
 
     def __call__(self, units: dict[str, np.ndarray]):
-        for i in range(len(units["kind"])):
-            unit = {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in units.items()}
+        for unit in batch_rows(units):
             candidates = self._jsonl(unit) if unit["kind"] == "jsonl" else self._page(unit)
             yield self._annotate(candidates)
 

@@ -75,6 +75,14 @@ def plan_chunks(raw_dir: Path, subdir: str = "text", chunk_bytes: int | None = 4
     return chunks
 
 
+def batch_rows(batch: dict) -> list[dict]:
+    """A Ray Data numpy batch (column -> array) as plain-Python rows."""
+    names = list(batch)
+    n = len(batch[names[0]]) if names else 0
+    return [{k: (batch[k][i].item() if hasattr(batch[k][i], "item") else batch[k][i]) for k in names}
+            for i in range(n)]
+
+
 def _field(obj: dict, name: str) -> str | None:
     value = obj.get(name)
     if value is None:

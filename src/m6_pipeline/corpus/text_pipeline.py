@@ -17,30 +17,11 @@ import pyarrow.compute as pc
 
 from m6_pipeline.corpus.config import CorpusConfig
 from m6_pipeline.corpus.language_model import CharBigramLM
-from m6_pipeline.corpus.raw_text import FileChunk, parse_chunk, plan_chunks
+from m6_pipeline.corpus.raw_text import FileChunk, batch_rows, parse_chunk, plan_chunks
 from m6_pipeline.corpus.text_annotate import TextAnnotator
 from m6_pipeline.corpus.text_filters import load_lexicon
 
 CLEAN_TEXT_COLUMNS = ["id", "source", "title", "text", "n_chars", "perplexity", "order"]
-QUARANTINE_COLUMNS = ["id", "source", "modality", "reason", "detail", "text", "order"]
-
-
-class ChunkAnnotator:
-    """Ray Data UDF: one batch of `FileChunk` rows in, their annotated records out."""
-
-    def __init__(self, cfg: CorpusConfig, lexicon: list[str], lm: CharBigramLM | None,
-                 rows_per_batch: int = 4096):
-        self.annotate = TextAnnotator(cfg.text_rules, lexicon, lm, cfg.perplexity, cfg.near_duplicates)
-        self.rows_per_batch = rows_per_batch
-
-    def __call__(self, chunks: dict[str, np.ndarray]):
-        fields = FileChunk.__dataclass_fields__
-        for i in range(len(chunks["path"])):
-            chunk = FileChunk(**{k: chunks[k][i].item() if hasattr(chunks[k][i], "item") else chunks[k][i]
-                                 for k in fields})
-            records = parse_chunk(chunk)
-            for batch in records.to_batches(self.rows_per_batch):
-                yield self.annotate(pa.Table.from_batches([batch]))
 
 
 def reference_texts(raw_dir: Path, cfg: CorpusConfig, lexicon: list[str]) -> list[str]:
@@ -92,8 +73,12 @@ def annotate_text(raw_dir: Path, cfg: CorpusConfig, lm: CharBigramLM | None):
 
 
 def annotate_chunks(chunks: dict[str, np.ndarray], cfg: CorpusConfig, lexicon: list[str],
-                    lm: CharBigramLM | None):
-    yield from ChunkAnnotator(cfg, lexicon, lm)(chunks)
+                    lm: CharBigramLM | None, rows_per_batch: int = 4096):
+    """Ray Data UDF: a batch of `FileChunk` rows in, their annotated records out (streamed)."""
+    annotate = TextAnnotator(cfg.text_rules, lexicon, lm, cfg.perplexity, cfg.near_duplicates)
+    for row in batch_rows(chunks):
+        for batch in parse_chunk(FileChunk(**row)).to_batches(rows_per_batch):
+            yield annotate(pa.Table.from_batches([batch]))
 
 
 def kept_text(batch: pa.Table) -> pa.Table:
