@@ -1,0 +1,145 @@
+"""Decoding with a KV cache: greedy, top-k and top-p (nucleus) sampling.
+
+The prefix (image patches and masked text, right-padded) is encoded once; each new target token
+then costs one position through the stack, attending to the cached keys and values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from m6_pipeline.model.m6 import M6Model
+from m6_pipeline.model.masking import TARGET_TEXT, cached_step_mask, prefix_lm_mask
+
+
+@dataclass(frozen=True)
+class Sampling:
+    strategy: str = "greedy"  # greedy | top_k | top_p
+    top_k: int = 0
+    top_p: float = 1.0
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("greedy", "top_k", "top_p"):
+            raise ValueError(f"unknown sampling strategy {self.strategy!r}: greedy, top_k, top_p")
+
+
+def next_token(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> torch.Tensor:
+    """logits: [batch, vocab] -> token ids [batch]."""
+    if sampling.strategy == "greedy":
+        return logits.argmax(dim=-1)
+    logits = logits.float() / max(sampling.temperature, 1e-6)
+    if sampling.strategy == "top_k" and sampling.top_k > 0:
+        kth = torch.topk(logits, min(sampling.top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if sampling.strategy == "top_p" and sampling.top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        # drop a token when the mass before it already reaches top_p (the first always stays)
+        drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= sampling.top_p
+        drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(
+    model: M6Model,
+    input_ids: torch.Tensor,
+    segment_ids: torch.Tensor,
+    prefix_lengths: torch.Tensor,
+    *,
+    bos_id: int,
+    eos_id: int,
+    max_new_tokens: int,
+    patch_features: torch.Tensor | None = None,
+    sampling: Sampling = Sampling(),
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> list[list[int]]:
+    """Generate target text after each prefix. input_ids, segment_ids: [batch, prefix_len]
+    right-padded prefixes (image positions first); prefix_lengths: [batch] real lengths.
+    Returns the generated ids per example, without [BOS], up to and excluding [EOS].
+    `use_cache=False` recomputes the whole sequence every step (the benchmark's peer)."""
+    model.eval()
+    batch, prefix_len = input_ids.shape
+    device = input_ids.device
+    bos = torch.full((batch, 1), bos_id, dtype=torch.long, device=device)
+    target_segment = torch.full((batch, 1), TARGET_TEXT, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    outputs: list[list[int]] = [[] for _ in range(batch)]
+    if max_new_tokens + prefix_len + 1 > model.config.max_positions:
+        raise ValueError("prefix plus max_new_tokens exceeds the model's max_positions")
+
+    if not use_cache:
+        return _generate_by_recomputation(
+            model, input_ids, segment_ids, prefix_lengths, bos, patch_features,
+            eos_id, max_new_tokens, sampling, generator,
+        )
+
+    # encode [prefix | BOS]; BOS sits at position prefix_lengths[b] for every example
+    ids = torch.cat([input_ids, bos], dim=1)
+    segments = torch.cat([segment_ids, target_segment], dim=1)
+    positions = torch.arange(prefix_len + 1, device=device).expand(batch, -1).clone()
+    positions[:, -1] = prefix_lengths
+    key_valid = torch.arange(prefix_len + 1, device=device)[None] < prefix_lengths[:, None]
+    key_valid[:, -1] = True
+    mask = prefix_lm_mask(prefix_lengths, torch.full_like(prefix_lengths, prefix_len + 1), prefix_len + 1)
+    mask = mask & key_valid[:, None, None, :] | torch.eye(prefix_len + 1, dtype=torch.bool, device=device)
+    logits, caches = model.step(ids, segments, positions, mask, None, patch_features)
+    step_logits = logits[:, -1]
+    for step in range(max_new_tokens):
+        token = next_token(step_logits, sampling, generator)
+        for row in range(batch):
+            if not finished[row]:
+                if token[row].item() == eos_id:
+                    finished[row] = True
+                else:
+                    outputs[row].append(int(token[row]))
+        if bool(finished.all()) or step == max_new_tokens - 1:
+            break
+        key_valid = torch.cat([key_valid, torch.ones(batch, 1, dtype=torch.bool, device=device)], dim=1)
+        position = (prefix_lengths + 1 + step)[:, None]
+        logits, caches = model.step(
+            token[:, None], target_segment, position, cached_step_mask(key_valid), caches
+        )
+        step_logits = logits[:, -1]
+    return outputs
+
+
+def _generate_by_recomputation(
+    model, input_ids, segment_ids, prefix_lengths, bos, patch_features,
+    eos_id, max_new_tokens, sampling, generator,
+) -> list[list[int]]:
+    """The same decoding without a cache: the full sequence is re-encoded every step."""
+    batch, prefix_len = input_ids.shape
+    generated = bos
+    finished = torch.zeros(batch, dtype=torch.bool)
+    outputs: list[list[int]] = [[] for _ in range(batch)]
+    for step in range(max_new_tokens):
+        seq = torch.cat([input_ids, generated], dim=1)
+        total = seq.shape[1]
+        segments = torch.cat(
+            [segment_ids, torch.full_like(generated, TARGET_TEXT)], dim=1
+        )
+        positions = torch.arange(total).expand(batch, -1).clone()
+        positions[:, prefix_len:] = prefix_lengths[:, None] + torch.arange(generated.shape[1])
+        key_valid = torch.arange(total)[None] < prefix_lengths[:, None]
+        key_valid[:, prefix_len:] = True
+        mask = prefix_lm_mask(prefix_lengths, torch.full_like(prefix_lengths, total), total)
+        mask = mask & key_valid[:, None, None, :] | torch.eye(total, dtype=torch.bool)
+        logits, _ = model.step(seq, segments, positions, mask, None, patch_features)
+        token = next_token(logits[:, -1], sampling, generator)
+        for row in range(batch):
+            if not finished[row]:
+                if token[row].item() == eos_id:
+                    finished[row] = True
+                else:
+                    outputs[row].append(int(token[row]))
+        if bool(finished.all()):
+            break
+        generated = torch.cat([generated, token[:, None]], dim=1)
+    return outputs

@@ -1,0 +1,139 @@
+"""The M6 model (§3.1-3.2): image patch features and word embeddings in one sequence, segment
+and position embeddings on top, a stack of transformer blocks, an output layer tied to the
+word embeddings."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from m6_pipeline.model.blocks import Block, KVCache
+from m6_pipeline.model.config import M6Config
+from m6_pipeline.model.masking import prefix_lm_mask
+
+IGNORE_INDEX = -100
+
+
+class M6Embeddings(nn.Module):
+    """word | projected patch feature, plus position and segment embeddings."""
+
+    def __init__(self, config: M6Config) -> None:
+        super().__init__()
+        self.word = nn.Embedding(config.vocab_size, config.d_model)
+        self.position = nn.Embedding(config.max_positions, config.d_model)
+        self.segment = nn.Embedding(config.n_segments, config.d_model)
+        self.patch_projection = nn.Linear(config.d_patch_feature, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        segment_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        patch_features: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """input_ids, segment_ids, position_ids: [batch, seq]; patch_features:
+        [batch, n_patches, d_patch_feature] occupying the first n_patches positions."""
+        x = self.word(input_ids)
+        if patch_features is not None:
+            n_patches = patch_features.shape[1]
+            patches = self.patch_projection(patch_features.to(x.dtype))
+            x = torch.cat([patches, x[:, n_patches:]], dim=1)
+        x = x + self.position(position_ids) + self.segment(segment_ids)
+        return self.dropout(x)
+
+
+class M6Model(nn.Module):
+    def __init__(self, config: M6Config) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = M6Embeddings(config)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.ln_final = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.apply(self._init_weights)
+        # GPT-2: residual projections scaled so the residual stream does not grow with depth
+        for name, parameter in self.named_parameters():
+            if name.endswith(("attention.proj.weight", "ffn.proj.weight")):
+                nn.init.normal_(parameter, std=config.init_std / math.sqrt(2 * config.n_layers))
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=self.config.init_std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=self.config.init_std)
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        """The output layer is the word embedding matrix (tied, §3.2)."""
+        return self.embeddings.word.weight
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        segment_ids: torch.Tensor,
+        prefix_lengths: torch.Tensor,
+        lengths: torch.Tensor,
+        patch_features: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden states [batch, seq, d_model] of a right-padded batch (see `prefix_lm_mask`),
+        or, given labels [batch, seq], the mean next-token loss (nats) over labelled positions.
+        Computing the loss inside forward lets DDP see every parameter the loss touches."""
+        seq_len = input_ids.shape[1]
+        if seq_len > self.config.max_positions:
+            raise ValueError(
+                f"sequence of {seq_len} positions exceeds max_positions="
+                f"{self.config.max_positions}; lower the data's max lengths or raise max_positions"
+            )
+        positions = torch.arange(seq_len, device=input_ids.device).expand_as(input_ids)
+        x = self.embeddings(input_ids, segment_ids, positions, patch_features)
+        mask = prefix_lm_mask(prefix_lengths, lengths, seq_len)
+        for block in self.blocks:
+            if self.config.activation_checkpointing and self.training:
+                x = checkpoint(lambda h, b=block: b(h, mask)[0], x, use_reentrant=False)
+            else:
+                x, _ = block(x, mask)
+        hidden = self.ln_final(x)
+        return hidden if labels is None else self.loss(hidden, labels)
+
+    def loss(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean next-token cross entropy (nats) over the positions whose label is not ignored.
+
+        Logits are computed only at those positions: the vocabulary projection is the largest
+        matrix product of a small model, and most positions (image, prefix, padding) carry none.
+        """
+        keep = labels != IGNORE_INDEX
+        logits = hidden[keep] @ self.output_weight.to(hidden.dtype).T
+        return F.cross_entropy(logits.float(), labels[keep])
+
+    def step(
+        self,
+        input_ids: torch.Tensor,
+        segment_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        mask: torch.Tensor,
+        caches: list[KVCache] | None,
+        patch_features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[KVCache]]:
+        """One incremental pass for generation: logits [batch, seq, vocab] of the new positions
+        and the per-layer caches extended by them."""
+        x = self.embeddings(input_ids, segment_ids, position_ids, patch_features)
+        new_caches = []
+        for i, block in enumerate(self.blocks):
+            x, cache = block(x, mask, caches[i] if caches is not None else None)
+            new_caches.append(cache)
+        hidden = self.ln_final(x)
+        return hidden @ self.output_weight.to(hidden.dtype).T, new_caches
+
+
+def count_parameters(config: M6Config) -> int:
+    """Parameters of the model, counted on the meta device (no memory is allocated)."""
+    with torch.device("meta"):
+        model = M6Model(config)
+    return sum(p.numel() for p in model.parameters())

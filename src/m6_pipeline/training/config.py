@@ -1,0 +1,71 @@
+"""Typed configuration of a pretraining run: model, optimisation, data, workers, checkpoints.
+
+Kedro parameters (`parameters_pretrain.yml`) validate into `PretrainJob`; the job is handed to
+every Ray Train worker as a plain dict and re-validated there.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from m6_pipeline.model.config import M6Config
+from m6_pipeline.pretraining.batches import TaskMix
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OptimizerConfig(_Frozen):
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 100
+    min_lr_ratio: float = Field(0.1, description="cosine decay ends at lr * min_lr_ratio")
+    grad_clip: float = 1.0
+
+
+class PluginConfig(_Frozen):
+    """The ColossalAI Booster plugin. torch_ddp runs on CPU (gloo); the others need CUDA."""
+
+    name: Literal["torch_ddp", "low_level_zero", "gemini", "hybrid_parallel"] = "torch_ddp"
+    zero_stage: int = Field(2, description="low_level_zero / hybrid_parallel ZeRO stage")
+    tp_size: int = Field(1, description="hybrid_parallel tensor-parallel degree")
+    placement_policy: str = Field("static", description="gemini: static | auto")
+
+
+class WorkersConfig(_Frozen):
+    """Ray Train's worker group: N CPU workers with gloo, or N GPU workers with nccl."""
+
+    num_workers: int = 2
+    use_gpu: bool = False
+    threads_per_worker: int = Field(1, description="torch intra-op threads of each CPU worker")
+    max_failures: int = Field(2, description="worker-group restarts before the run fails")
+    storage_path: str = Field(
+        "data/06_models/ray_train", description="where Ray Train keeps checkpoints (shared on a cluster)"
+    )
+
+
+class PretrainJob(_Frozen):
+    name: str = Field(description="run name: also the directory of its checkpoints")
+    model: M6Config
+    mix: TaskMix = TaskMix()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    plugin: PluginConfig = PluginConfig()
+    workers: WorkersConfig = WorkersConfig()
+    steps: int = 1000
+    batch_size: int = Field(16, description="examples per worker per step")
+    precision: Literal["bf16", "fp32"] = "bf16"
+    seed: int = 0
+    eval_every: int = 100
+    val_examples_per_task: int = 256
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    shard_dir: str = Field(description="token shards: <shard_dir>/{text,pairs}/{train,val}-*.parquet")
+    report_dir: str = Field(description="train_summary.json, dvclive metrics and plots go here")
+    fail_at_step: int | None = Field(
+        None, description="fault injection for tests: one worker exits once at this step"
+    )

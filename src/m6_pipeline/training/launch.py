@@ -1,0 +1,70 @@
+"""Launch a pretraining run on Ray Train and collect what it left behind.
+
+The run's name carries a fingerprint of its configuration: re-running the same job finds its own
+checkpoints in `storage_path` and resumes (or finishes at once if it was complete); a changed
+job starts afresh under a new name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.training.config import PretrainJob
+from m6_pipeline.training.loop import FINAL_WEIGHTS, STATE_FILE, train_loop_per_worker
+
+log = logging.getLogger(__name__)
+
+
+def run_fingerprint(job: PretrainJob) -> str:
+    """Hash of everything that changes the trained weights (not paths, not fault injection)."""
+    relevant = job.model_dump(mode="json", exclude={"report_dir", "fail_at_step", "workers"})
+    relevant["world"] = job.workers.num_workers
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Path]:
+    """Train on the current Ray cluster (ray.init already done by the caller or the Kedro hook).
+
+    Returns the final training state (history, validation losses) and the directory of the
+    final checkpoint (sharded Booster files, train_state.json and model.safetensors).
+    """
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    storage = Path(job.workers.storage_path).resolve()
+    name = f"{job.name}-{run_fingerprint(job)}"
+    job = job.model_copy(
+        update={"shard_dir": str(Path(job.shard_dir).resolve()), "report_dir": str(Path(job.report_dir).resolve())}
+    )
+    Path(job.report_dir).mkdir(parents=True, exist_ok=True)
+    workers = job.workers
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={**job.model_dump(mode="json"), "special_tokens": asdict(special)},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=workers.num_workers,
+            use_gpu=workers.use_gpu,
+            resources_per_worker=None if workers.use_gpu else {"CPU": workers.threads_per_worker},
+        ),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            failure_config=ray.train.FailureConfig(max_failures=workers.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=job.keep_checkpoints),
+        ),
+    )
+    log.info("pretraining %s on %d %s workers (checkpoints in %s)", name, workers.num_workers,
+             "GPU" if workers.use_gpu else "CPU", storage / name)
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"run {name} finished without a checkpoint; see the Ray logs under {storage / name}")
+    final = Path(result.checkpoint.path)
+    state = json.loads((final / STATE_FILE).read_text())
+    if not (final / FINAL_WEIGHTS).exists():
+        raise RuntimeError(f"final checkpoint {final} has no {FINAL_WEIGHTS}")
+    return state, final

@@ -1,0 +1,217 @@
+"""The training loop that runs inside every Ray Train worker.
+
+Ray Train has already initialised torch.distributed (gloo on CPU, nccl on GPU), so the
+ColossalAI Booster is built directly here. Checkpoints go through the Booster (sharded model and
+optimizer) and are reported to Ray Train; a restarted worker group resumes from the last one.
+Everything a step does is a function of (seed, step, rank) — its batch, its masks, its dropout —
+so the loss curve after a resume equals the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
+from m6_pipeline.pretraining.batches import StepBatches, validation_batches
+from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.training.config import OptimizerConfig, PretrainJob
+from m6_pipeline.training.plugins import autocast_dtype, make_plugin
+
+log = logging.getLogger(__name__)
+STATE_FILE = "train_state.json"
+FINAL_WEIGHTS = "model.safetensors"
+
+
+def lr_lambda(config: OptimizerConfig, total_steps: int):
+    """Linear warm-up, then cosine decay to lr * min_lr_ratio."""
+
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
+
+    return factor
+
+
+def _autocast(dtype, device: str):
+    return torch.autocast(device, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate(model: M6Model, val: dict[str, list], dtype, device: torch.device) -> dict[str, float]:
+    """Mean validation loss (nats per target token) per task over every rank's share."""
+    model.eval()
+    out = {}
+    for task, batches in val.items():
+        totals = torch.zeros(2, dtype=torch.float64)
+        for batch in batches:
+            batch = _to(batch, device)
+            with _autocast(dtype, device.type):
+                loss = model(**batch)
+            n = (batch["labels"] != IGNORE_INDEX).sum()
+            totals += torch.stack([loss.double().cpu() * n.cpu(), n.double().cpu()])
+        if dist.is_initialized():
+            totals = totals.to(device)
+            dist.all_reduce(totals)
+            totals = totals.cpu()
+        out[task] = float(totals[0] / totals[1])
+    model.train()
+    return out
+
+
+def train_loop_per_worker(job_dict: dict) -> None:
+    import ray.train
+    from colossalai.booster import Booster
+
+    job_dict = dict(job_dict)
+    special = SpecialTokens(**job_dict.pop("special_tokens"))
+    job = PretrainJob.model_validate(job_dict)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = torch.device("cuda", context.get_local_rank()) if job.workers.use_gpu else torch.device("cpu")
+    if not job.workers.use_gpu:
+        torch.set_num_threads(job.workers.threads_per_worker)
+
+    torch.manual_seed(job.seed)
+    model = M6Model(job.model)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=job.optimizer.lr,
+        betas=job.optimizer.betas,
+        weight_decay=job.optimizer.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(job.optimizer, job.steps))
+    booster = Booster(plugin=make_plugin(job.plugin, use_gpu=job.workers.use_gpu, precision=job.precision))
+    model, optimizer, _, _, scheduler = booster.boost(model, optimizer, lr_scheduler=scheduler)
+    dtype = autocast_dtype(job.plugin, job.precision)
+
+    batches = StepBatches(
+        Path(job.shard_dir), job.mix, special, n_steps=job.steps, batch_size=job.batch_size,
+        rank=rank, world_size=world, seed=job.seed,
+    )
+    val = {
+        task: validation_batches(
+            Path(job.shard_dir), task, special, job.mix, n_examples=job.val_examples_per_task,
+            batch_size=job.batch_size, rank=rank, world_size=world, seed=job.seed,
+        )
+        for task in job.mix.active_tasks
+    }
+
+    state = {"step": 0, "history": [], "validation": []}
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            booster.load_model(model, str(Path(directory) / "model"))
+            booster.load_optimizer(optimizer, str(Path(directory) / "optimizer"))
+            booster.load_lr_scheduler(scheduler, str(Path(directory) / "lr_scheduler.pt"))
+            state = json.loads((Path(directory) / STATE_FILE).read_text())
+        state.setdefault("resumed_at", []).append(state["step"])
+        log.info("rank %d resumed at step %d", rank, state["step"])
+    else:
+        state["validation"].append({"step": 0, **evaluate(model.unwrap(), val, dtype, device)})
+
+    live = _live(job, resume=checkpoint is not None) if rank == 0 else None
+    model.train()
+    window_tokens, window_start = 0, time.perf_counter()
+    for step in range(state["step"], job.steps):
+        if job.fail_at_step == step and rank == world - 1:
+            _inject_failure_once(job)
+        torch.manual_seed(job.seed * 1_000_003 + step * world + rank)  # dropout of this step
+        task, batch = batches.batch(step)
+        batch = _to(batch, device)
+        with _autocast(dtype, device.type):
+            loss = model(**batch)
+        booster.backward(loss, optimizer)
+        optimizer.clip_grad_by_norm(job.optimizer.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+
+        tokens = int(batch["lengths"].sum()) * world
+        window_tokens += tokens
+        record = {"step": step, "task": task, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
+        if (step + 1) % job.log_every == 0 or step + 1 == job.steps:
+            elapsed = time.perf_counter() - window_start
+            record["tokens_per_s"] = window_tokens / elapsed
+            window_tokens, window_start = 0, time.perf_counter()
+        state["history"].append(record)
+        if live is not None:
+            _log_live(live, record)
+        if (step + 1) % job.eval_every == 0 or step + 1 == job.steps:
+            losses = evaluate(model.unwrap(), val, dtype, device)
+            state["validation"].append({"step": step + 1, **losses})
+            if live is not None:
+                for name, value in losses.items():
+                    live.log_metric(f"val/{name}/loss", value)
+                    live.log_metric(f"val/{name}/neg_log_perplexity", -value)
+        state["step"] = step + 1
+        if (step + 1) % job.checkpoint_every == 0 or step + 1 == job.steps:
+            final = step + 1 == job.steps
+            _save_and_report(booster, model, optimizer, scheduler, state, rank, step + 1, record, final)
+    if live is not None:
+        live.end()
+
+
+def _save_and_report(
+    booster, model, optimizer, scheduler, state, rank: int, step: int, record, final: bool
+) -> None:
+    """A sharded Booster checkpoint reported to Ray Train (files of all ranks are merged).
+    The final one also carries the weights as one safetensors file for inference."""
+    import ray.train
+    from safetensors.torch import save_model
+
+    with tempfile.TemporaryDirectory() as directory:
+        booster.save_model(model, str(Path(directory) / "model"), shard=True)
+        booster.save_optimizer(optimizer, str(Path(directory) / "optimizer"), shard=True)
+        booster.save_lr_scheduler(scheduler, str(Path(directory) / "lr_scheduler.pt"))
+        if rank == 0:
+            (Path(directory) / STATE_FILE).write_text(json.dumps(state))
+            if final:
+                save_model(model.unwrap(), str(Path(directory) / FINAL_WEIGHTS))
+        has_files = any(Path(directory).rglob("*.*"))
+        ray.train.report(
+            {"step": step, "loss": record["loss"]},
+            checkpoint=ray.train.Checkpoint.from_directory(directory) if has_files else None,
+            checkpoint_dir_name=f"step-{step:07d}",
+        )
+
+
+def _inject_failure_once(job: PretrainJob) -> None:
+    """Tests kill a worker mid-run: the process exits without cleanup, as a crashed node would."""
+    marker = Path(job.report_dir) / f".failure-injected-{job.name}"
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("worker killed once by fail_at_step\n")
+        os._exit(1)
+
+
+def _live(job: PretrainJob, resume: bool):
+    from dvclive import Live
+
+    return Live(
+        dir=str(Path(job.report_dir) / "dvclive"), resume=resume, save_dvc_exp=False, dvcyaml=None
+    )
+
+
+def _log_live(live, record: dict) -> None:
+    live.step = record["step"]
+    live.log_metric(f"train/{record['task']}/loss", record["loss"])
+    live.log_metric("train/lr", record["lr"])
+    if "tokens_per_s" in record:
+        live.log_metric("train/tokens_per_s", record["tokens_per_s"])

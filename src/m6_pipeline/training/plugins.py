@@ -1,0 +1,57 @@
+"""The ColossalAI Booster plugin a run names in its parameters.
+
+torch_ddp trains on CPU with gloo (the default local run) and on GPUs with nccl; low_level_zero
+(ZeRO-1/2), gemini (ZeRO-3 with chunked heterogeneous memory) and hybrid_parallel need CUDA,
+which ColossalAI's kernels require.
+"""
+
+from __future__ import annotations
+
+from m6_pipeline.training.config import PluginConfig
+
+CUDA_ONLY = {"low_level_zero", "gemini", "hybrid_parallel"}
+
+
+def make_plugin(config: PluginConfig, *, use_gpu: bool, precision: str):
+    from colossalai.booster.plugin import (
+        GeminiPlugin,
+        HybridParallelPlugin,
+        LowLevelZeroPlugin,
+        TorchDDPPlugin,
+    )
+
+    if config.name in CUDA_ONLY and not use_gpu:
+        raise ValueError(
+            f"plugin {config.name!r} needs CUDA GPUs; on CPU use plugin.name: torch_ddp "
+            "(conf/local does), or run with workers.use_gpu: true on a GPU cluster"
+        )
+    if config.name == "torch_ddp":
+        # the patch projection is idle on text-only steps: DDP must not wait for its gradient
+        return TorchDDPPlugin(find_unused_parameters=True)
+    if config.name == "low_level_zero":
+        return LowLevelZeroPlugin(stage=config.zero_stage, precision=precision)
+    if config.name == "gemini":
+        return GeminiPlugin(placement_policy=config.placement_policy, precision=precision)
+    if config.tp_size > 1:
+        from m6_pipeline.training.tensor_parallel import M6TensorParallelPolicy
+
+        policy = M6TensorParallelPolicy()
+    else:
+        policy = None
+    return HybridParallelPlugin(
+        tp_size=config.tp_size,
+        pp_size=1,
+        zero_stage=config.zero_stage,
+        precision=precision,
+        custom_policy=policy,
+    )
+
+
+def autocast_dtype(config: PluginConfig, precision: str):
+    """torch_ddp keeps fp32 weights and runs the math in bf16 under autocast; the ZeRO plugins
+    hold bf16 weights with fp32 master copies themselves."""
+    import torch
+
+    if precision == "bf16" and config.name == "torch_ddp":
+        return torch.bfloat16
+    return None
