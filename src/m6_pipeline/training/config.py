@@ -66,6 +66,9 @@ class PretrainJob(_Frozen):
     log_every: int = 10
     shard_dir: str = Field(description="token shards: <shard_dir>/{text,pairs}/{train,val}-*.parquet")
     report_dir: str = Field(description="train_summary.json, dvclive metrics and plots go here")
+    checkpoint_root: str | None = Field(
+        None, description="the run's checkpoint directory (set by the launcher)"
+    )
     fail_at_step: int | None = Field(
         None, description="fault injection for tests: one worker exits once at this step"
     )

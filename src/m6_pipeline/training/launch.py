@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 def run_fingerprint(job: PretrainJob) -> str:
     """Hash of everything that changes the trained weights (not paths, not fault injection)."""
-    relevant = job.model_dump(mode="json", exclude={"report_dir", "fail_at_step", "workers"})
+    relevant = job.model_dump(
+        mode="json", exclude={"report_dir", "fail_at_step", "workers", "checkpoint_root", "shard_dir"}
+    )
     relevant["world"] = job.workers.num_workers
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -39,7 +41,11 @@ def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Pat
     storage = Path(job.workers.storage_path).resolve()
     name = f"{job.name}-{run_fingerprint(job)}"
     job = job.model_copy(
-        update={"shard_dir": str(Path(job.shard_dir).resolve()), "report_dir": str(Path(job.report_dir).resolve())}
+        update={
+            "shard_dir": str(Path(job.shard_dir).resolve()),
+            "report_dir": str(Path(job.report_dir).resolve()),
+            "checkpoint_root": str(storage / name),
+        }
     )
     Path(job.report_dir).mkdir(parents=True, exist_ok=True)
     workers = job.workers

@@ -30,6 +30,7 @@ from m6_pipeline.training.plugins import autocast_dtype, make_plugin
 log = logging.getLogger(__name__)
 STATE_FILE = "train_state.json"
 FINAL_WEIGHTS = "model.safetensors"
+COMPLETE = "COMPLETE"
 
 
 def lr_lambda(config: OptimizerConfig, total_steps: int):
@@ -114,11 +115,11 @@ def train_loop_per_worker(job_dict: dict) -> None:
     }
 
     state = {"step": 0, "history": [], "validation": []}
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = _checkpoint_to_resume(job)
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             booster.load_model(model, str(Path(directory) / "model"))
-            booster.load_optimizer(optimizer, str(Path(directory) / "optimizer"))
+            booster.load_optimizer(optimizer, str(Path(directory) / _optimizer_file(job)))
             booster.load_lr_scheduler(scheduler, str(Path(directory) / "lr_scheduler.pt"))
             state = json.loads((Path(directory) / STATE_FILE).read_text())
         state.setdefault("resumed_at", []).append(state["step"])
@@ -163,13 +164,43 @@ def train_loop_per_worker(job_dict: dict) -> None:
         state["step"] = step + 1
         if (step + 1) % job.checkpoint_every == 0 or step + 1 == job.steps:
             final = step + 1 == job.steps
-            _save_and_report(booster, model, optimizer, scheduler, state, rank, step + 1, record, final)
+            _save_and_report(
+                booster, model, optimizer, scheduler, state, rank, step + 1, record, final, job
+            )
     if live is not None:
         live.end()
 
 
+def _checkpoint_to_resume(job: PretrainJob):
+    """The checkpoint Ray Train hands back after a restart, else the newest complete one in the
+    run's storage directory. Ray registers a checkpoint when its controller next polls the
+    workers, so a worker that dies right after reporting can leave a written checkpoint that
+    Ray never registered; the run directory also lets a restarted `kedro run` resume."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None or job.checkpoint_root is None:
+        return checkpoint
+    found = [None]
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        complete = sorted(
+            p for p in Path(job.checkpoint_root).glob("step-*") if (p / COMPLETE).exists()
+        )
+        found = [str(complete[-1]) if complete else None]
+    if dist.is_initialized():
+        dist.broadcast_object_list(found, src=0)  # every rank resumes from the same step
+    return ray.train.Checkpoint.from_directory(found[0]) if found[0] else None
+
+
+def _optimizer_file(job: PretrainJob) -> str:
+    """ColossalAI 0.5.0 cannot load a sharded optimizer on CPU (its loader synchronises the
+    accelerator, which the CPU accelerator refuses), so CPU runs keep one optimizer file."""
+    return "optimizer" if job.workers.use_gpu else "optimizer.bin"
+
+
 def _save_and_report(
-    booster, model, optimizer, scheduler, state, rank: int, step: int, record, final: bool
+    booster, model, optimizer, scheduler, state, rank: int, step: int, record, final: bool,
+    job: PretrainJob,
 ) -> None:
     """A sharded Booster checkpoint reported to Ray Train (files of all ranks are merged).
     The final one also carries the weights as one safetensors file for inference."""
@@ -178,18 +209,27 @@ def _save_and_report(
 
     with tempfile.TemporaryDirectory() as directory:
         booster.save_model(model, str(Path(directory) / "model"), shard=True)
-        booster.save_optimizer(optimizer, str(Path(directory) / "optimizer"), shard=True)
+        booster.save_optimizer(
+            optimizer, str(Path(directory) / _optimizer_file(job)), shard=job.workers.use_gpu
+        )
         booster.save_lr_scheduler(scheduler, str(Path(directory) / "lr_scheduler.pt"))
+        if final and rank == 0:
+            save_model(model.unwrap(), str(Path(directory) / FINAL_WEIGHTS))
+        if dist.is_initialized():
+            dist.barrier()  # every rank's shards are written before the state marks it complete
         if rank == 0:
             (Path(directory) / STATE_FILE).write_text(json.dumps(state))
-            if final:
-                save_model(model.unwrap(), str(Path(directory) / FINAL_WEIGHTS))
         has_files = any(Path(directory).rglob("*.*"))
         ray.train.report(
             {"step": step, "loss": record["loss"]},
             checkpoint=ray.train.Checkpoint.from_directory(directory) if has_files else None,
             checkpoint_dir_name=f"step-{step:07d}",
         )
+    # report uploads synchronously on every rank and is a barrier: the directory is whole now
+    if rank == 0 and job.checkpoint_root is not None:
+        stored = Path(job.checkpoint_root) / f"step-{step:07d}"
+        if stored.is_dir():
+            (stored / COMPLETE).write_text("all ranks uploaded\n")
 
 
 def _inject_failure_once(job: PretrainJob) -> None:

@@ -1,0 +1,135 @@
+"""Nodes of the namespaced pretraining pipelines (`pretrain_base`, `pretrain_10b`): token shards,
+the memory/throughput plan, Ray Train + ColossalAI training, and the reports."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from m6_pipeline.model.config import PAPER_PARAMS
+from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
+from m6_pipeline.pretraining.shards import write_pair_shards, write_text_shards
+from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.tokenization.wordpiece import special_ids
+from m6_pipeline.training import planner
+from m6_pipeline.training.launch import run_fingerprint, run_pretraining
+from m6_pipeline.training.parameters import PretrainParameters
+from m6_pipeline.training.report import (
+    loss_curve_figure,
+    sample_generations,
+    train_summary,
+    unigram_entropy,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _special(tokenizer: Tokenizer) -> SpecialTokens:
+    ids = special_ids(tokenizer)
+    return SpecialTokens(pad=ids.pad, sep=ids.sep, mask=ids.mask, bos=ids.bos, eos=ids.eos)
+
+
+def parse_parameters(pretrain: dict) -> PretrainParameters:
+    return PretrainParameters.model_validate(pretrain)
+
+
+def write_token_shards(params: PretrainParameters, tokenizer: Tokenizer, features_report: dict) -> dict:
+    """Tokenize the clean text and the pair texts once, split train/val by id hash."""
+    shard_dir = Path(params.shard_dir)
+    text = write_text_shards(Path(params.text_dir), tokenizer, shard_dir / "text", params.shards)
+    pairs = write_pair_shards(Path(params.features_dir), tokenizer, shard_dir / "pairs", params.shards)
+    log.info("token shards in %s: text %s, pairs %s", shard_dir, text, pairs)
+    return {"shard_dir": str(shard_dir), "text": text, "pairs": pairs, "shards": params.shards.model_dump()}
+
+
+def plan_pretraining(params: PretrainParameters, tokenizer: Tokenizer, features_report: dict) -> dict:
+    """Plans for the paper-scale model on its cluster and for this run; stops a run that cannot fit."""
+    paper = params.paper_scale
+    paper_config = paper.model.config(
+        vocab_size=paper.vocab_size, n_patches=paper.n_patches, d_patch_feature=paper.d_patch_feature
+    )
+    this_config = params.model.config(
+        vocab_size=tokenizer.get_vocab_size(),
+        n_patches=int(features_report["n_patches"]),
+        d_patch_feature=int(features_report["d_feature"]),
+    )
+    paper_plan = planner.plan_from_parameters(paper_config, params.plan.get("paper", {}))
+    run_plan = planner.plan_from_parameters(this_config, params.plan.get("run", {}))
+    planner.check_fits(run_plan)
+    return {
+        "n_params_full": paper_plan["n_params_full"],
+        "n_params_paper_reported": PAPER_PARAMS.get(paper.model.size),
+        "paper_scale": paper_plan,
+        "this_run": run_plan,
+    }
+
+
+def pretrain(
+    params: PretrainParameters, tokenizer: Tokenizer, features_report: dict, token_shards: dict, plan: dict
+) -> tuple[dict, dict]:
+    """Train with Ray Train workers, each boosting the model with the named ColossalAI plugin."""
+    model = params.model.config(
+        vocab_size=tokenizer.get_vocab_size(),
+        n_patches=int(features_report["n_patches"]),
+        d_patch_feature=int(features_report["d_feature"]),
+    )
+    job = params.job(model)
+    special = _special(tokenizer)
+    _check_cluster_resources(job)
+    started = time.perf_counter()
+    state, final = run_pretraining(job, special)
+    state["wall_seconds"] = time.perf_counter() - started
+    card = export_pretrained(
+        final / "model.safetensors",
+        model,
+        {
+            "run": f"{job.name}-{run_fingerprint(job)}",
+            "checkpoint": str(final),
+            "special_tokens": special.__dict__,
+            "steps": state["step"],
+            "tasks": params.mix.active_tasks,
+        },
+        Path(params.model_dir),
+    )
+    return state, card
+
+
+def _check_cluster_resources(job) -> None:
+    """Ray would wait forever for GPUs that are not there: say so instead."""
+    import ray
+
+    resources = ray.cluster_resources()
+    need = "GPU" if job.workers.use_gpu else "CPU"
+    per_worker = 1 if job.workers.use_gpu else job.workers.threads_per_worker
+    have = resources.get(need, 0)
+    if have < job.workers.num_workers * per_worker:
+        raise RuntimeError(
+            f"{job.name} needs {job.workers.num_workers} workers x {per_worker} {need}, the Ray "
+            f"cluster has {have:g} {need}; run with --env=local on a laptop, or --env=cluster "
+            "against a cluster with enough GPUs (conf/cluster/ray.yml gives its address)"
+        )
+
+
+def report_pretraining(
+    params: PretrainParameters, tokenizer: Tokenizer, train_state: dict, model_card: dict
+):
+    """train_summary.json, the loss-curve PNG and sample generations of each task."""
+    summary = train_summary(
+        train_state,
+        vocab_size=tokenizer.get_vocab_size(),
+        unigram=unigram_entropy(Path(params.shard_dir)),
+        seconds=train_state.get("wall_seconds", float("nan")),
+    )
+    figure = loss_curve_figure(train_state, summary)
+    model, _ = load_pretrained(Path(model_card["model_dir"]))
+    samples = sample_generations(
+        model, tokenizer, Path(params.shard_dir), _special(tokenizer), params.mix,
+        per_task=params.samples_per_task, max_new_tokens=params.mix.max_text_tokens, seed=params.seed,
+    )
+    for task, row in summary["tasks"].items():
+        log.info("%s: val loss %.3f -> %.3f (%.0f%% lower)", task, row["val_loss_initial"],
+                 row["val_loss_final"], 100 * row["fall"])
+    return summary, figure, samples

@@ -1,0 +1,28 @@
+"""One modular pretraining pipeline, instantiated per model size under a namespace
+(`pretrain_base`, `pretrain_10b`): its parameters are `<namespace>.pretrain`, its datasets
+`<namespace>.*` (see conf/base/catalog_pretrain.yml). The tokenizer and the patch features are
+shared inputs made by their own pipelines."""
+
+from kedro.pipeline import Node, Pipeline
+
+from pipelines.pretrain import nodes
+
+SHARED_INPUTS = {"tokenizer", "features_report"}
+
+
+def _template() -> Pipeline:
+    return Pipeline([
+        Node(nodes.parse_parameters, "params:pretrain", "parameters", name="parse_parameters"),
+        Node(nodes.write_token_shards, ["parameters", "tokenizer", "features_report"], "token_shards",
+             name="write_token_shards"),
+        Node(nodes.plan_pretraining, ["parameters", "tokenizer", "features_report"], "plan",
+             name="plan_pretraining"),
+        Node(nodes.pretrain, ["parameters", "tokenizer", "features_report", "token_shards", "plan"],
+             ["train_state", "model_card"], name="pretrain"),
+        Node(nodes.report_pretraining, ["parameters", "tokenizer", "train_state", "model_card"],
+             ["train_summary", "loss_curve", "samples"], name="report_pretraining"),
+    ])
+
+
+def create_pipeline(namespace: str) -> Pipeline:
+    return Pipeline(_template(), namespace=namespace, inputs=SHARED_INPUTS)

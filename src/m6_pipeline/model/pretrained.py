@@ -1,0 +1,41 @@
+"""A trained M6 on disk: `model.safetensors` (tied weights stored once), `m6_config.json` and
+`model_card.json` (special token ids, tokenizer path, training run). What later stages, the
+notebooks and the app load."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from safetensors.torch import load_model
+
+from m6_pipeline.model.config import M6Config
+from m6_pipeline.model.m6 import M6Model
+
+WEIGHTS, CONFIG, CARD = "model.safetensors", "m6_config.json", "model_card.json"
+
+
+def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: Path) -> dict:
+    """Copy the final weights beside their config and card; returns the card."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(weights, model_dir / WEIGHTS)
+    (model_dir / CONFIG).write_text(config.model_dump_json(indent=1))
+    card = {**card, "model_dir": str(model_dir), "weights": WEIGHTS, "config": CONFIG}
+    (model_dir / CARD).write_text(json.dumps(card, indent=1, ensure_ascii=False))
+    return card
+
+
+def load_pretrained(model_dir: Path) -> tuple[M6Model, dict]:
+    """The model in eval mode and its card. A missing directory says which pipeline makes it."""
+    model_dir = Path(model_dir)
+    if not (model_dir / WEIGHTS).exists():
+        raise FileNotFoundError(
+            f"no trained M6 in {model_dir}; run `kedro run --pipeline=pretrain_base` "
+            "(or pretrain_10b / pretrain_100b) first"
+        )
+    config = M6Config.model_validate_json((model_dir / CONFIG).read_text())
+    model = M6Model(config)
+    load_model(model, str(model_dir / WEIGHTS))
+    card = json.loads((model_dir / CARD).read_text())
+    return model.eval(), card

@@ -1,0 +1,120 @@
+"""What a pretraining run reports: per-task validation loss against honest baselines, the loss
+curves, and sample generations from the trained model."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from m6_pipeline.model.generation import Sampling, generate
+from m6_pipeline.model.m6 import M6Model
+from m6_pipeline.pretraining.batches import TaskMix, validation_batches
+from m6_pipeline.pretraining.stream import ShardStream
+from m6_pipeline.pretraining.tasks import SpecialTokens
+
+
+def unigram_entropy(shard_dir: Path, max_rows: int = 20000) -> float:
+    """Entropy (nats per token) of the held-out text's unigram distribution: what a model that
+    ignores all context would score at best, a baseline below ln(V)."""
+    stream = ShardStream(Path(shard_dir) / "text", "val", seed=0, shuffle=False)
+    counts: Counter[int] = Counter()
+    for row in stream.take(0, min(max_rows, len(stream))):
+        counts.update(row["token_ids"])
+    total = sum(counts.values())
+    p = np.array(list(counts.values()), dtype=float) / total
+    return float(-(p * np.log(p)).sum())
+
+
+def train_summary(state: dict, *, vocab_size: int, unigram: float, seconds: float) -> dict:
+    """Per task: val_loss_initial, val_loss_final, the relative fall, and negative log perplexity
+    (the paper's figure), beside the baselines ln(V) and the unigram entropy."""
+    first, last = state["validation"][0], state["validation"][-1]
+    tasks = {}
+    for task in (k for k in first if k != "step"):
+        initial, final = first[task], last[task]
+        tasks[task] = {
+            "val_loss_initial": initial,
+            "val_loss_final": final,
+            "fall": (initial - final) / initial,
+            "neg_log_perplexity_final": -final,
+        }
+    rates = [h["tokens_per_s"] for h in state["history"] if "tokens_per_s" in h]
+    return {
+        "tasks": tasks,
+        "baselines": {"uniform_ln_vocab": math.log(vocab_size), "unigram_entropy": unigram},
+        "steps": state["step"],
+        "resumed_at": state.get("resumed_at", []),
+        "tokens_per_s_median": float(np.median(rates)) if rates else None,
+        "wall_seconds": seconds,
+        "validation": state["validation"],
+    }
+
+
+def loss_curve_figure(state: dict, summary: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (train_ax, val_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    by_task: dict[str, list[tuple[int, float]]] = {}
+    for h in state["history"]:
+        by_task.setdefault(h["task"], []).append((h["step"], h["loss"]))
+    for task, points in by_task.items():
+        steps, losses = zip(*points, strict=True)
+        window = max(1, len(losses) // 50)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        train_ax.plot(steps[window - 1 :], smooth, label=task)
+    steps = [v["step"] for v in state["validation"]]
+    for task in summary["tasks"]:
+        val_ax.plot(steps, [v[task] for v in state["validation"]], marker="o", label=task)
+    for ax in (train_ax, val_ax):
+        ax.axhline(summary["baselines"]["uniform_ln_vocab"], color="grey", ls="--", lw=0.8)
+        ax.axhline(summary["baselines"]["unigram_entropy"], color="grey", ls=":", lw=0.8)
+        ax.set_xlabel("step")
+        ax.set_ylabel("nats per target token")
+        ax.legend(fontsize=7)
+    train_ax.set_title("training loss (moving mean)")
+    val_ax.set_title("validation loss (dashed ln V, dotted unigram entropy)")
+    fig.tight_layout()
+    return fig
+
+
+def sample_generations(
+    model: M6Model, tokenizer, shard_dir: Path, special: SpecialTokens, mix: TaskMix,
+    *, per_task: int, max_new_tokens: int, seed: int = 0,
+) -> dict[str, list[dict]]:
+    """Greedy decodings of held-out examples for each task, beside the reference text."""
+    out: dict[str, list[dict]] = {}
+    for task in mix.active_tasks:
+        batches = validation_batches(
+            shard_dir, task, special, mix, n_examples=per_task, batch_size=per_task,
+            rank=0, world_size=1, seed=seed,
+        )
+        if not batches:
+            continue
+        batch = batches[0]
+        prefix_len = int(batch["prefix_lengths"].max())
+        generated = generate(
+            model, batch["input_ids"][:, :prefix_len], batch["segment_ids"][:, :prefix_len],
+            batch["prefix_lengths"], bos_id=special.bos, eos_id=special.eos,
+            max_new_tokens=max_new_tokens, patch_features=batch.get("patch_features"),
+            sampling=Sampling("greedy"), generator=torch.Generator().manual_seed(seed),
+        )
+        rows = []
+        for i, ids in enumerate(generated):
+            start = int(batch["prefix_lengths"][i])
+            n_patches = 0 if "patch_features" not in batch else batch["patch_features"].shape[1]
+            prefix_ids = batch["input_ids"][i, n_patches:start].tolist()
+            reference = batch["input_ids"][i, start + 1 : int(batch["lengths"][i]) - 1].tolist()
+            rows.append({
+                "prefix": tokenizer.decode(prefix_ids, skip_special_tokens=False).replace(" ", ""),
+                "reference": tokenizer.decode(reference).replace(" ", ""),
+                "generated": tokenizer.decode(ids).replace(" ", ""),
+            })
+        out[task] = rows
+    return out
