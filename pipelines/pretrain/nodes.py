@@ -36,16 +36,17 @@ def parse_parameters(pretrain: dict) -> PretrainParameters:
     return PretrainParameters.model_validate(pretrain)
 
 
-def write_token_shards(params: PretrainParameters, tokenizer: Tokenizer, features_report: dict) -> dict:
+def write_token_shards(params: PretrainParameters, tokenizer: Tokenizer, patch_features_manifest: dict) -> dict:
     """Tokenize the clean text and the pair texts once, split train/val by id hash."""
     shard_dir = Path(params.shard_dir)
     text = write_text_shards(Path(params.text_dir), tokenizer, shard_dir / "text", params.shards)
-    pairs = write_pair_shards(Path(params.features_dir), tokenizer, shard_dir / "pairs", params.shards)
+    features_dir = Path(patch_features_manifest["out_dir"])
+    pairs = write_pair_shards(features_dir, tokenizer, shard_dir / "pairs", params.shards)
     log.info("token shards in %s: text %s, pairs %s", shard_dir, text, pairs)
     return {"shard_dir": str(shard_dir), "text": text, "pairs": pairs, "shards": params.shards.model_dump()}
 
 
-def plan_pretraining(params: PretrainParameters, tokenizer: Tokenizer, features_report: dict) -> dict:
+def plan_pretraining(params: PretrainParameters, tokenizer: Tokenizer, patch_features_manifest: dict) -> dict:
     """Plans for the paper-scale model on its cluster and for this run; stops a run that cannot fit."""
     paper = params.paper_scale
     paper_config = paper.model.config(
@@ -53,28 +54,32 @@ def plan_pretraining(params: PretrainParameters, tokenizer: Tokenizer, features_
     )
     this_config = params.model.config(
         vocab_size=tokenizer.get_vocab_size(),
-        n_patches=int(features_report["n_patches"]),
-        d_patch_feature=int(features_report["d_feature"]),
+        n_patches=int(patch_features_manifest["n_patches"]),
+        d_patch_feature=int(patch_features_manifest["d_feature"]),
     )
-    paper_plan = planner.plan_from_parameters(paper_config, params.plan.get("paper", {}))
-    run_plan = planner.plan_from_parameters(this_config, params.plan.get("run", {}))
-    planner.check_fits(run_plan)
+    paper_plan = _plan(paper_config, params.plan["paper"])
+    run_plan = planner.check_fits(_plan(this_config, params.plan["run"]))
     return {
-        "n_params_full": paper_plan["n_params_full"],
+        "n_params_full": paper_plan.n_params_full,
         "n_params_paper_reported": PAPER_PARAMS.get(paper.model.size),
-        "paper_scale": paper_plan,
-        "this_run": run_plan,
+        "paper_scale": paper_plan.model_dump(mode="json"),
+        "this_run": run_plan.model_dump(mode="json"),
     }
 
 
+def _plan(config, spec: dict) -> planner.Plan:
+    """`spec` is {cluster: ClusterSpec fields, settings: PlanSettings fields}."""
+    return planner.plan(config, planner.ClusterSpec(**spec["cluster"]), planner.PlanSettings(**spec["settings"]))
+
+
 def pretrain(
-    params: PretrainParameters, tokenizer: Tokenizer, features_report: dict, token_shards: dict, plan: dict
+    params: PretrainParameters, tokenizer: Tokenizer, patch_features_manifest: dict, token_shards: dict, plan: dict
 ) -> tuple[dict, dict]:
     """Train with Ray Train workers, each boosting the model with the named ColossalAI plugin."""
     model = params.model.config(
         vocab_size=tokenizer.get_vocab_size(),
-        n_patches=int(features_report["n_patches"]),
-        d_patch_feature=int(features_report["d_feature"]),
+        n_patches=int(patch_features_manifest["n_patches"]),
+        d_patch_feature=int(patch_features_manifest["d_feature"]),
     )
     job = params.job(model)
     special = _special(tokenizer)

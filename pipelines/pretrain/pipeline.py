@@ -7,17 +7,17 @@ from kedro.pipeline import Node, Pipeline
 
 from pipelines.pretrain import nodes
 
-SHARED_INPUTS = {"tokenizer", "features_report"}
+SHARED_INPUTS = {"tokenizer", "patch_features_manifest"}
 
 
 def _template() -> Pipeline:
     return Pipeline([
         Node(nodes.parse_parameters, "params:pretrain", "parameters", name="parse_parameters"),
-        Node(nodes.write_token_shards, ["parameters", "tokenizer", "features_report"], "token_shards",
+        Node(nodes.write_token_shards, ["parameters", "tokenizer", "patch_features_manifest"], "token_shards",
              name="write_token_shards"),
-        Node(nodes.plan_pretraining, ["parameters", "tokenizer", "features_report"], "plan",
+        Node(nodes.plan_pretraining, ["parameters", "tokenizer", "patch_features_manifest"], "plan",
              name="plan_pretraining"),
-        Node(nodes.pretrain, ["parameters", "tokenizer", "features_report", "token_shards", "plan"],
+        Node(nodes.pretrain, ["parameters", "tokenizer", "patch_features_manifest", "token_shards", "plan"],
              ["train_state", "model_card"], name="pretrain"),
         Node(nodes.report_pretraining, ["parameters", "tokenizer", "train_state", "model_card"],
              ["train_summary", "loss_curve", "samples"], name="report_pretraining"),

@@ -63,7 +63,6 @@ class PretrainParameters(_Frozen):
     log_every: int = 10
     plan: dict = Field(default_factory=dict, description="cluster and settings for the planner")
     text_dir: str = "data/03_primary/text"
-    features_dir: str = "data/04_feature/patch_features"
     shard_dir: str
     report_dir: str
     model_dir: str
