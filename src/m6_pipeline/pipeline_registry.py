@@ -1,13 +1,43 @@
-"""The project's pipelines. `__default__` chains every stage at laptop scale."""
+"""The project's pipelines. `__default__` chains every stage at laptop scale.
+
+A pretraining pipeline includes the stages upstream of it only when their outputs are missing:
+`kedro run --pipeline=pretrain_base` on a fresh clone makes the corpus, the tokenizer and the
+patch features; on a machine that has them it reuses them. (`dvc repro` is the tool that also
+notices changed inputs and rebuilds exactly what they affect.)
+"""
+
+from pathlib import Path
 
 from kedro.pipeline import Pipeline
 
 from pipelines.corpus.pipeline import create_pipeline as corpus
+from pipelines.features.pipeline import create_pipeline as features
+from pipelines.pretrain.pipeline import create_pipeline as pretrain
+from pipelines.tokenizer.pipeline import create_pipeline as tokenizer
+
+# the files whose presence means a stage's outputs exist (written last by each stage)
+STAGE_OUTPUTS = {
+    "corpus": ["data/08_reporting/corpus_report.json"],
+    "tokenizer": ["data/04_feature/tokenizer/tokenizer.json"],
+    "features": ["data/04_feature/patch_features/_manifest.json"],
+}
+
+
+def _missing_upstream(stages: dict[str, Pipeline]) -> Pipeline:
+    missing = Pipeline([])
+    for name, pipe in stages.items():
+        if not all(Path(p).exists() for p in STAGE_OUTPUTS[name]):
+            missing += pipe
+    return missing
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    corpus_pipeline = corpus()
+    stages = {"corpus": corpus(), "tokenizer": tokenizer(), "features": features()}
+    upstream = _missing_upstream(stages)
+    pretrain_base, pretrain_10b = pretrain("pretrain_base"), pretrain("pretrain_10b")
     return {
-        "corpus": corpus_pipeline,
-        "__default__": corpus_pipeline,
+        **stages,
+        "pretrain_base": upstream + pretrain_base,
+        "pretrain_10b": upstream + pretrain_10b,
+        "__default__": stages["corpus"] + stages["tokenizer"] + stages["features"] + pretrain_base,
     }

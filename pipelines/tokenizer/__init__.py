@@ -1,0 +1,1 @@
+"""The `tokenizer` pipeline: WordPiece trained on the clean corpus, and its report."""

@@ -1,0 +1,31 @@
+"""The `tokenizer` pipeline (§3.1): a WordPiece vocabulary with one token per Chinese character,
+trained by streaming the clean text and pair texts; the report measures it on held-out text."""
+
+from kedro.pipeline import Node, Pipeline
+
+from pipelines.tokenizer import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                nodes.parse_config,
+                "params:tokenizer",
+                "tokenizer_config",
+                name="parse_tokenizer_config",
+            ),
+            Node(
+                nodes.train_tokenizer,
+                ["tokenizer_config", "corpus_report"],
+                ["tokenizer", "tokenizer_training"],
+                name="train_tokenizer",
+            ),
+            Node(
+                nodes.build_tokenizer_report,
+                ["tokenizer_config", "tokenizer", "tokenizer_training"],
+                "tokenizer_report",
+                name="build_tokenizer_report",
+            ),
+        ]
+    )
