@@ -12,14 +12,14 @@ SHARED_INPUTS = {"tokenizer", "patch_features_manifest"}
 
 def _template() -> Pipeline:
     return Pipeline([
-        Node(nodes.parse_parameters, "params:pretrain", "parameters", name="parse_parameters"),
-        Node(nodes.write_token_shards, ["parameters", "tokenizer", "patch_features_manifest"], "token_shards",
+        Node(nodes.parse_parameters, "params:pretrain", "pretrain_parameters", name="parse_parameters"),
+        Node(nodes.write_token_shards, ["pretrain_parameters", "tokenizer", "patch_features_manifest"], "token_shards",
              name="write_token_shards"),
-        Node(nodes.plan_pretraining, ["parameters", "tokenizer", "patch_features_manifest"], "plan",
+        Node(nodes.plan_pretraining, ["pretrain_parameters", "tokenizer", "patch_features_manifest"], "plan",
              name="plan_pretraining"),
-        Node(nodes.pretrain, ["parameters", "tokenizer", "patch_features_manifest", "token_shards", "plan"],
+        Node(nodes.pretrain, ["pretrain_parameters", "tokenizer", "patch_features_manifest", "token_shards", "plan"],
              ["train_state", "model_card"], name="pretrain"),
-        Node(nodes.report_pretraining, ["parameters", "tokenizer", "train_state", "model_card"],
+        Node(nodes.report_pretraining, ["pretrain_parameters", "tokenizer", "train_state", "model_card"],
              ["train_summary", "loss_curve", "samples"], name="report_pretraining"),
     ])
 

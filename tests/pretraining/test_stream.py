@@ -25,7 +25,7 @@ def test_every_sample_once_per_epoch_in_a_seeded_order(tmp_path):
 
 def test_batch_of_a_step_is_the_same_computed_directly(tmp_path):
     write_synthetic_shards(tmp_path)
-    kwargs = dict(n_steps=30, batch_size=4, world_size=2, seed=0)
+    kwargs = {"n_steps": 30, "batch_size": 4, "world_size": 2, "seed": 0}
     ranks = [StepBatches(tmp_path, TaskMix(), SPECIAL, rank=r, **kwargs) for r in range(2)]
     replayed = [ranks[0].batch(s) for s in range(30)]
     fresh = StepBatches(tmp_path, TaskMix(), SPECIAL, rank=0, **kwargs)

@@ -73,7 +73,7 @@ def test_torch_ddp_plugin_trains_on_cpu_with_two_gloo_ranks(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(SCRIPT)
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "store")], capture_output=True,
-                          text=True, timeout=400, cwd=ROOT)
+                          check=False, text=True, timeout=400, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads(proc.stdout.strip().splitlines()[-1])
     errors = [r["error"] for r in run["results"] if "error" in r]

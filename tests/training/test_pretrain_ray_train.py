@@ -7,6 +7,7 @@ Runs in a fresh interpreter: the pytest process may already hold a local Ray ses
 """
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -64,8 +65,8 @@ def test_killed_worker_resumes_from_checkpoint_with_the_same_loss_curve(tmp_path
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     proc = subprocess.run([sys.executable, str(script), str(tmp_path), json.dumps(conf)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          check=False, capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]
     out = json.loads(lines[-1][len("RESULT "):])

@@ -13,7 +13,7 @@ from torch.utils.checkpoint import checkpoint
 
 from m6_pipeline.model.blocks import Block, KVCache
 from m6_pipeline.model.config import M6Config
-from m6_pipeline.model.masking import prefix_lm_mask
+from m6_pipeline.model.masking import additive_mask, prefix_lm_mask
 
 IGNORE_INDEX = -100
 
@@ -93,7 +93,7 @@ class M6Model(nn.Module):
             )
         positions = torch.arange(seq_len, device=input_ids.device).expand_as(input_ids)
         x = self.embeddings(input_ids, segment_ids, positions, patch_features)
-        mask = prefix_lm_mask(prefix_lengths, lengths, seq_len)
+        mask = additive_mask(prefix_lm_mask(prefix_lengths, lengths, seq_len), self._compute_dtype(x))
         for block in self.blocks:
             if self.config.activation_checkpointing and self.training:
                 x = checkpoint(lambda h, b=block: b(h, mask)[0], x, use_reentrant=False)
@@ -101,6 +101,12 @@ class M6Model(nn.Module):
                 x, _ = block(x, mask)
         hidden = self.ln_final(x)
         return hidden if labels is None else self.loss(hidden, labels)
+
+    @staticmethod
+    def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+        if torch.is_autocast_enabled(x.device.type):
+            return torch.get_autocast_dtype(x.device.type)
+        return x.dtype
 
     def loss(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean next-token cross entropy (nats) over the positions whose label is not ignored.

@@ -36,3 +36,9 @@ def cached_step_mask(key_valid: torch.Tensor) -> torch.Tensor:
     key_valid: [batch, cache_len] bool. Returns [batch, 1, 1, cache_len].
     """
     return key_valid[:, None, None, :]
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The boolean mask as 0 / -inf in the attention's compute dtype, made once per forward
+    (a boolean mask is converted inside every attention call, forward and backward)."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))

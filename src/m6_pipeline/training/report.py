@@ -15,6 +15,7 @@ from m6_pipeline.model.m6 import M6Model
 from m6_pipeline.pretraining.batches import TaskMix, validation_batches
 from m6_pipeline.pretraining.stream import ShardStream
 from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.tokenization.wordpiece import detokenize
 
 
 def unigram_entropy(shard_dir: Path, max_rows: int = 20000) -> float:
@@ -112,9 +113,9 @@ def sample_generations(
             prefix_ids = batch["input_ids"][i, n_patches:start].tolist()
             reference = batch["input_ids"][i, start + 1 : int(batch["lengths"][i]) - 1].tolist()
             rows.append({
-                "prefix": tokenizer.decode(prefix_ids, skip_special_tokens=False).replace(" ", ""),
-                "reference": tokenizer.decode(reference).replace(" ", ""),
-                "generated": tokenizer.decode(ids).replace(" ", ""),
+                "prefix": detokenize(tokenizer, prefix_ids, skip_special_tokens=False),
+                "reference": detokenize(tokenizer, reference),
+                "generated": detokenize(tokenizer, ids),
             })
         out[task] = rows
     return out
