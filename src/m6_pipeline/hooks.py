@@ -23,10 +23,9 @@ class RayHook:
         if conf.get("auth_mode"):  # Ray >= 2.59 clusters use token auth; the driver must say so
             os.environ.setdefault("RAY_AUTH_MODE", conf["auth_mode"])
         address = conf.get("address")
-        kwargs = {
-            "include_dashboard": conf.get("include_dashboard", False),
-            "log_to_driver": conf.get("log_to_driver", False),
-        }
+        kwargs = {"include_dashboard": False, "log_to_driver": conf.get("log_to_driver", False)}
+        if conf.get("worker_log_level"):
+            kwargs["logging_config"] = ray.LoggingConfig(log_level=conf["worker_log_level"])
         if address:
             log.info("joining the Ray cluster at %s", address)
             ray.init(address=address, **kwargs)
