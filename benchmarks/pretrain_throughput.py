@@ -4,10 +4,12 @@
         --vocab 6000 --seq 128 --batch 16] [--compile] [--profile]
 
 Both models have the same width, depth, heads, vocabulary and sequence length, no dropout,
-tied output layers, SDPA attention, the same AdamW and the same batch of tokens. M6 gets a
-language_modelling batch (empty prefix, the whole sequence causal target, labels at every
-position but the last); GPT-2 gets the same ids with labels=ids (it shifts inside), so both
-predict batch * (seq - 1) tokens. Per precision (bf16 autocast, fp32) the two models are warmed
+tied output layers, SDPA attention, the same AdamW and the same batch of tokens. Two workloads:
+language_modelling (empty prefix, the whole sequence a causal target; GPT-2 gets labels=ids and
+shifts inside, so both predict batch * (seq - 1) tokens) and text_denoising, M6's own shape of
+batch (the first half of each sequence is the bidirectional masked-text prefix, only the second
+half is scored; GPT-2 gets the same ids with the prefix labels set to -100). M6 computes the
+output layer only where a token is scored; GPT-2 computes it everywhere. Per precision (bf16 autocast, fp32) the two models are warmed
 up, then timed in interleaved repeats (M6, GPT-2, M6, GPT-2, ...) so machine noise hits both;
 the table reports the median tokens/s of each and the ratio ours/HF.
 
@@ -24,6 +26,7 @@ Writes benchmarks/results/pretrain_throughput.json and prints a table.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -85,21 +88,34 @@ def build_gpt2(args: argparse.Namespace) -> nn.Module:
     return model
 
 
-def m6_batch(ids: torch.Tensor) -> dict[str, torch.Tensor]:
-    """language_modelling layout: empty prefix, every position a causal target."""
+def m6_batch(ids: torch.Tensor, prefix: int = 0) -> dict[str, torch.Tensor]:
+    """`prefix` = 0: the language_modelling layout (every position a causal target).
+    `prefix` > 0: the text_denoising layout, a bidirectional prefix (the masked text) and a
+    causal target after it; only target positions are scored."""
     from m6_pipeline.model.m6 import IGNORE_INDEX
-    from m6_pipeline.model.masking import TARGET_TEXT
+    from m6_pipeline.model.masking import MASKED_TEXT, TARGET_TEXT
 
     batch, seq = ids.shape
     labels = torch.full_like(ids, IGNORE_INDEX)
-    labels[:, :-1] = ids[:, 1:]
+    labels[:, prefix:-1] = ids[:, prefix + 1 :]
+    segments = torch.full_like(ids, TARGET_TEXT)
+    segments[:, :prefix] = MASKED_TEXT
     return {
         "input_ids": ids,
-        "segment_ids": torch.full_like(ids, TARGET_TEXT),
-        "prefix_lengths": torch.zeros(batch, dtype=torch.long),
+        "segment_ids": segments,
+        "prefix_lengths": torch.full((batch,), prefix, dtype=torch.long),
         "lengths": torch.full((batch,), seq, dtype=torch.long),
         "labels": labels,
     }
+
+
+def gpt2_batch(ids: torch.Tensor, prefix: int = 0) -> dict[str, torch.Tensor]:
+    """The same ids and the same scored tokens: GPT-2 shifts labels inside, so the prefix and
+    the first target position are ignored (-100)."""
+    labels = ids.clone()
+    if prefix:
+        labels[:, : prefix + 1] = -100
+    return {"input_ids": ids, "labels": labels}
 
 
 def non_embedding_parameters(model: nn.Module) -> int:
@@ -165,11 +181,12 @@ def run(args: argparse.Namespace) -> dict:
     ids = torch.randint(4, args.vocab, (args.batch, args.seq))
     tokens_per_step = args.batch * args.seq
     builders = {"m6": build_m6, "hf_gpt2": build_gpt2}
-    batches = {"m6": m6_batch(ids), "hf_gpt2": {"input_ids": ids, "labels": ids}}
     attention_per_token = 12 * args.layers * args.d_model * args.seq
     rows = []
     profiles: dict[str, list[dict]] = {}
-    for precision in args.precisions:
+    for workload, precision in itertools.product(args.workloads, args.precisions):
+        prefix = 0 if workload == "language_modelling" else args.seq // 2
+        batches = {"m6": m6_batch(ids, prefix), "hf_gpt2": gpt2_batch(ids, prefix)}
         for compiled in [False, True] if args.compile else [False]:
             steps, flops_per_token, n_params = {}, {}, {}
             for name, build in builders.items():
@@ -193,11 +210,12 @@ def run(args: argparse.Namespace) -> dict:
                 for name in builders:
                     seconds = time_steps(steps[name], args.steps)
                     per_model[name].append(args.steps * tokens_per_step / seconds)
-            label = f"{precision}{'+compile' if compiled else ''}"
+            label = f"{workload}/{precision}{'+compile' if compiled else ''}"
             medians = {name: statistics.median(v) for name, v in per_model.items()}
             ceiling = ceilings[precision]
             row = {
                 "setting": label,
+                "workload": workload,
                 "precision": precision,
                 "compiled": compiled,
                 "ratio_ours_over_hf": medians["m6"] / medians["hf_gpt2"],
@@ -259,13 +277,13 @@ def run(args: argparse.Namespace) -> dict:
 
 def print_table(result: dict) -> None:
     print(
-        f"\n{'setting':<14}{'M6 tok/s':>10}{'HF tok/s':>10}{'ours/HF':>9}"
+        f"\n{'setting':<26}{'M6 tok/s':>10}{'HF tok/s':>10}{'ours/HF':>9}"
         f"{'ceiling GF/s':>14}{'M6 util':>9}{'HF util':>9}"
     )
     for row in result["rows"]:
         m6, hf = row["m6"], row["hf_gpt2"]
         print(
-            f"{row['setting']:<14}{m6['tokens_per_s_median']:>10.0f}"
+            f"{row['setting']:<26}{m6['tokens_per_s_median']:>10.0f}"
             f"{hf['tokens_per_s_median']:>10.0f}{row['ratio_ours_over_hf']:>9.2f}"
             f"{row['ratio_best_ours_over_hf']:>6.2f}"
             f"{row['gemm_ceiling_gflops']:>14.0f}"
@@ -288,6 +306,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--precisions", nargs="+", default=["bf16", "fp32"], choices=["bf16", "fp32"]
+    )
+    parser.add_argument(
+        "--workloads", nargs="+", default=["language_modelling", "text_denoising"],
+        choices=["language_modelling", "text_denoising"],
+        help="text_denoising: the first half of each sequence is the bidirectional prefix",
     )
     parser.add_argument("--compile", action="store_true", help="also time both under torch.compile")
     parser.add_argument("--profile", action="store_true", help="torch.profiler tables per model")
