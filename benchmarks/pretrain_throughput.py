@@ -127,7 +127,15 @@ def non_embedding_parameters(model: nn.Module) -> int:
 
 
 def make_step(model: nn.Module, batch: dict, precision: str) -> Callable[[], float]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
+    """bf16: fp32 weights under bf16 autocast; bf16-master: bf16 weights and math with fp32
+    master weights in the optimizer (the same recipe for both models); fp32."""
+    if precision == "bf16-master":
+        from m6_pipeline.training.precision import MasterWeightAdamW
+
+        model.to(torch.bfloat16)
+        optimizer = MasterWeightAdamW(model, lr=1e-4, weight_decay=0.01, fused=True)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
     autocast = precision == "bf16"
 
     def step() -> float:
@@ -178,6 +186,7 @@ def run(args: argparse.Namespace) -> dict:
         "bf16": gemm_ceiling(torch.bfloat16),
         "fp32": gemm_ceiling(torch.float32),
     }
+    ceilings["bf16-master"] = ceilings["bf16"]
     ids = torch.randint(4, args.vocab, (args.batch, args.seq))
     tokens_per_step = args.batch * args.seq
     builders = {"m6": build_m6, "hf_gpt2": build_gpt2}
@@ -305,7 +314,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per repeat")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
-        "--precisions", nargs="+", default=["bf16", "fp32"], choices=["bf16", "fp32"]
+        "--precisions", nargs="+", default=["bf16", "bf16-master", "fp32"],
+        choices=["bf16", "bf16-master", "fp32"]
     )
     parser.add_argument(
         "--workloads", nargs="+", default=["language_modelling", "text_denoising"],

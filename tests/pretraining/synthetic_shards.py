@@ -17,7 +17,7 @@ SPECIAL = SpecialTokens(pad=0, sep=3, mask=4, bos=5, eos=6)
 FIRST_WORD = 10
 
 
-def _run(rng: np.random.Generator, vocab: int) -> list[int]:
+def arithmetic_run(rng: np.random.Generator, vocab: int) -> list[int]:
     start = int(rng.integers(FIRST_WORD, vocab))
     step = int(rng.integers(1, 3))
     length = int(rng.integers(8, 20))
@@ -30,7 +30,7 @@ def write_synthetic_shards(
 ) -> Path:
     rng = np.random.default_rng(seed)
     for split, share in (("train", 1.0), ("val", 0.25)):
-        texts = [_run(rng, vocab) for _ in range(int(n_text * share))]
+        texts = [arithmetic_run(rng, vocab) for _ in range(int(n_text * share))]
         (root / "text").mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist(
             [{"id": f"t{split}{i}", "token_ids": t} for i, t in enumerate(texts)], schema=TEXT_SCHEMA
@@ -38,7 +38,7 @@ def write_synthetic_shards(
         pq.write_table(table, root / "text" / f"{split}-00000.parquet", row_group_size=row_group_rows)
         rows = []
         for i in range(int(n_pairs * share)):
-            tokens = _run(rng, vocab)
+            tokens = arithmetic_run(rng, vocab)
             features = np.zeros((n_patches, d_feature), dtype="<f2")
             features[:, :] = (tokens[0] - FIRST_WORD) / vocab
             features[0, tokens[0] % d_feature] = 1.0

@@ -1,7 +1,8 @@
 """Ray Train + ColossalAI on a cluster joined by address (conf/cluster's path): two CPU workers
 on a two-node loopback cluster train M6 with TorchDDPPlugin; one worker is killed mid-run, the
 worker group restarts from the last Booster checkpoint, and the loss curve equals the
-uninterrupted run's step for step. The validation loss of every task falls.
+uninterrupted run's step for step. The validation loss of every task falls. Re-running a
+finished job returns its final checkpoint without training again.
 
 Runs in a fresh interpreter: the pytest process may already hold a local Ray session.
 """
@@ -42,9 +43,11 @@ SCRIPT = textwrap.dedent("""
         model = M6Config.of_size("tiny", vocab_size=40, n_patches=4, d_patch_feature=8,
                                  dropout=0.1, max_positions=64)
         out = {"nodes": len([n for n in ray.nodes() if n["Alive"]])}
-        for run, fail_at in (("whole", None), ("killed", 13)):
+        # "again" re-runs the finished "whole" job: it finds its checkpoints and trains nothing
+        for run, fail_at in (("whole", None), ("killed", 13), ("again", None)):
             job = PretrainJob(
-                name=run, model=model, steps=24, batch_size=8, eval_every=12, checkpoint_every=8,
+                name="whole" if run == "again" else run, model=model, steps=24, batch_size=8,
+                eval_every=12, checkpoint_every=8,
                 val_examples_per_task=32, optimizer=OptimizerConfig(lr=3e-3, warmup_steps=4),
                 workers=WorkersConfig(num_workers=2, storage_path=str(root / "ray_train")),
                 shard_dir=str(root / "shards"), report_dir=str(root / run), fail_at_step=fail_at)
@@ -52,7 +55,7 @@ SCRIPT = textwrap.dedent("""
             out[run] = {"losses": [h["loss"] for h in state["history"]],
                         "steps": [h["step"] for h in state["history"]],
                         "validation": state["validation"], "resumed_at": state.get("resumed_at", []),
-                        "files": sorted(p.name for p in final.iterdir())}
+                        "files": sorted(p.name for p in final.iterdir()), "final": str(final)}
         print("RESULT " + json.dumps(out))
     finally:
         ray.shutdown()
@@ -78,6 +81,8 @@ def test_killed_worker_resumes_from_checkpoint_with_the_same_loss_curve(tmp_path
     assert killed["losses"] == whole["losses"]  # dropout, data and masks are functions of the step
     assert killed["validation"] == whole["validation"]
     assert (tmp_path / "killed" / ".failure-injected-killed").exists()
+    again = out["again"]  # a restarted kedro run of a finished job: same checkpoint, no steps
+    assert again["final"] == whole["final"] and again["losses"] == whole["losses"]
     first, last = whole["validation"][0], whole["validation"][-1]
     for task in ("text_denoising", "language_modelling", "image_to_text", "multimodality_to_text"):
         assert last[task] < 0.8 * first[task], (task, first[task], last[task])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from m6_pipeline.model.config import M6Config
 from m6_pipeline.pretraining.batches import TaskMix
@@ -57,7 +57,11 @@ class PretrainJob(_Frozen):
     workers: WorkersConfig = WorkersConfig()
     steps: int = 1000
     batch_size: int = Field(16, description="examples per worker per step")
-    precision: Literal["bf16", "fp32"] = "bf16"
+    precision: Literal["bf16", "bf16-master", "fp32"] = Field(
+        "bf16",
+        description="bf16: fp32 weights, bf16 autocast; bf16-master: bf16 weights and math, "
+        "fp32 master weights in the optimizer (torch_ddp); fp32",
+    )
     seed: int = 0
     eval_every: int = 100
     val_examples_per_task: int = 256
@@ -72,3 +76,12 @@ class PretrainJob(_Frozen):
     fail_at_step: int | None = Field(
         None, description="fault injection for tests: one worker exits once at this step"
     )
+
+    @model_validator(mode="after")
+    def _master_weights_need_ddp(self) -> PretrainJob:
+        if self.precision == "bf16-master" and self.plugin.name != "torch_ddp":
+            raise ValueError(
+                f"precision bf16-master is for the torch_ddp plugin; {self.plugin.name} keeps its "
+                "own fp32 master weights: use precision bf16"
+            )
+        return self

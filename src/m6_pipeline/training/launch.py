@@ -15,7 +15,7 @@ from pathlib import Path
 
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training.config import PretrainJob
-from m6_pipeline.training.loop import FINAL_WEIGHTS, STATE_FILE, train_loop_per_worker
+from m6_pipeline.training.loop import COMPLETE, FINAL_WEIGHTS, STATE_FILE, train_loop_per_worker
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,17 @@ def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Pat
     log.info("pretraining %s on %d %s workers (checkpoints in %s)", name, workers.num_workers,
              "GPU" if workers.use_gpu else "CPU", storage / name)
     result = trainer.fit()
-    if result.checkpoint is None:
+    final = Path(result.checkpoint.path) if result.checkpoint is not None else _newest_complete(storage / name)
+    if final is None:
         raise RuntimeError(f"run {name} finished without a checkpoint; see the Ray logs under {storage / name}")
-    final = Path(result.checkpoint.path)
     state = json.loads((final / STATE_FILE).read_text())
     if not (final / FINAL_WEIGHTS).exists():
         raise RuntimeError(f"final checkpoint {final} has no {FINAL_WEIGHTS}")
     return state, final
+
+
+def _newest_complete(run_dir: Path) -> Path | None:
+    """A re-run of a finished job trains no step and reports nothing: its result is the newest
+    complete checkpoint already in the run directory."""
+    complete = sorted(p for p in run_dir.glob("step-*") if (p / COMPLETE).exists())
+    return complete[-1] if complete else None

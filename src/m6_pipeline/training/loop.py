@@ -26,6 +26,7 @@ from m6_pipeline.pretraining.batches import StepBatches, validation_batches
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training.config import OptimizerConfig, PretrainJob
 from m6_pipeline.training.plugins import autocast_dtype, make_plugin
+from m6_pipeline.training.precision import MasterWeightAdamW
 
 log = logging.getLogger(__name__)
 STATE_FILE = "train_state.json"
@@ -101,13 +102,17 @@ def train_loop_per_worker(job_dict: dict) -> None:
 
     torch.manual_seed(job.seed)
     model = M6Model(job.model)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=job.optimizer.lr,
-        betas=job.optimizer.betas,
-        weight_decay=job.optimizer.weight_decay,
-        fused=True,  # one kernel for all parameters (CPU and CUDA); per-tensor ops cost ~1/3 of a step
-    )
+    adamw = {
+        "lr": job.optimizer.lr,
+        "betas": job.optimizer.betas,
+        "weight_decay": job.optimizer.weight_decay,
+        "fused": True,  # one kernel for all parameters; per-tensor ops cost ~1/3 of a CPU step
+    }
+    if job.precision == "bf16-master":
+        model = model.to(torch.bfloat16)
+        optimizer = MasterWeightAdamW(model, max_grad_norm=job.optimizer.grad_clip, **adamw)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), **adamw)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(job.optimizer, job.steps))
     booster = Booster(plugin=make_plugin(job.plugin, use_gpu=job.workers.use_gpu, precision=job.precision))
     model, optimizer, _, _, scheduler = booster.boost(model, optimizer, lr_scheduler=scheduler)
@@ -150,7 +155,8 @@ def train_loop_per_worker(job_dict: dict) -> None:
         with _autocast(dtype, device.type):
             loss = model(**batch)
         booster.backward(loss, optimizer)
-        optimizer.clip_grad_by_norm(job.optimizer.grad_clip)
+        if job.precision != "bf16-master":  # the master-weight optimizer clips its fp32 grads
+            optimizer.clip_grad_by_norm(job.optimizer.grad_clip)
         optimizer.step()
         optimizer.zero_grad()
         scheduler.step()

@@ -20,6 +20,7 @@ def make_plugin(config: PluginConfig, *, use_gpu: bool, precision: str):
         TorchDDPPlugin,
     )
 
+    precision = "bf16" if precision.startswith("bf16") else precision
     if config.name in CUDA_ONLY and not use_gpu:
         raise ValueError(
             f"plugin {config.name!r} needs CUDA GPUs; on CPU use plugin.name: torch_ddp "
