@@ -3,8 +3,8 @@ be computed directly (that is what makes resume exact)."""
 
 import numpy as np
 
+from m6_pipeline.data.parquet_stream import is_held_out
 from m6_pipeline.pretraining.batches import StepBatches, TaskMix
-from m6_pipeline.pretraining.shards import is_validation
 from m6_pipeline.pretraining.stream import ShardStream
 from tests.pretraining.synthetic_shards import SPECIAL, write_synthetic_shards
 
@@ -53,6 +53,6 @@ def test_task_mix_follows_the_weights(tmp_path):
 
 def test_validation_split_is_stable_and_near_its_fraction():
     ids = [f"doc-{i}" for i in range(20000)]
-    held = [is_validation(i, 0.05) for i in ids]
-    assert held == [is_validation(i, 0.05) for i in ids]
+    held = [is_held_out(i, 0.05) for i in ids]
+    assert held == [is_held_out(i, 0.05) for i in ids]
     assert abs(np.mean(held) - 0.05) < 0.01

@@ -8,7 +8,6 @@ Long texts become several windows of `max_text_tokens` (id suffixed `#w<k>`), so
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Tokenizer
+
+from m6_pipeline.data.parquet_stream import is_held_out, parquet_batches
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,6 @@ class ShardConfig(BaseModel):
     val_fraction: float = Field(0.02, gt=0, lt=0.5, description="share of ids held out")
     row_group_rows: int = Field(1024, description="rows per Parquet row group (a stream block)")
     read_batch_rows: int = 4096
-
-
-def is_validation(record_id: str, val_fraction: float) -> bool:
-    """A stable split: the same id is held out on every machine and every run."""
-    digest = hashlib.blake2b(record_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") / 2**64 < val_fraction
 
 
 def _windows(ids: list[int], config: ShardConfig) -> Iterator[tuple[int, list[int]]]:
@@ -101,17 +96,13 @@ def write_text_shards(
     """Tokenize the clean text corpus (`id`, `text`) by record batches into windows."""
     _clear(out_dir)
     writer = _SplitWriter(out_dir, TEXT_SCHEMA, config)
-    files = sorted(Path(text_dir).glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no Parquet files in {text_dir}; run the corpus pipeline first")
-    for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(config.read_batch_rows, columns=["id", "text"]):
-            ids, texts = batch.column("id").to_pylist(), batch.column("text").to_pylist()
-            encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
-            for record_id, encoding in zip(ids, encodings, strict=True):
-                split = "val" if is_validation(record_id, config.val_fraction) else "train"
-                for k, window in _windows(encoding.ids, config):
-                    writer.add(split, {"id": f"{record_id}#w{k}", "token_ids": window})
+    for batch in parquet_batches(text_dir, ["id", "text"], config.read_batch_rows):
+        ids, texts = batch.column("id").to_pylist(), batch.column("text").to_pylist()
+        encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+        for record_id, encoding in zip(ids, encodings, strict=True):
+            split = "val" if is_held_out(record_id, config.val_fraction) else "train"
+            for k, window in _windows(encoding.ids, config):
+                writer.add(split, {"id": f"{record_id}#w{k}", "token_ids": window})
     return writer.close()
 
 
@@ -121,16 +112,11 @@ def write_pair_shards(
     """Tokenize the pair texts beside their patch features (text truncated to one window)."""
     _clear(out_dir)
     writer = _SplitWriter(out_dir, PAIRS_SCHEMA, config)
-    files = sorted(Path(features_dir).glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no Parquet files in {features_dir}; run the features pipeline first")
     columns = ["id", "text", "n_patches", "d_feature", "patch_features"]
-    for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(config.read_batch_rows, columns=columns):
-            rows = batch.to_pylist()
-            encodings = tokenizer.encode_batch([r["text"] for r in rows], add_special_tokens=False)
-            for row, encoding in zip(rows, encodings, strict=True):
-                split = "val" if is_validation(row["id"], config.val_fraction) else "train"
-                del row["text"]
-                writer.add(split, {**row, "token_ids": encoding.ids[: config.max_text_tokens]})
+    for batch in parquet_batches(features_dir, columns, config.read_batch_rows):
+        rows = batch.to_pylist()
+        encodings = tokenizer.encode_batch([r.pop("text") for r in rows], add_special_tokens=False)
+        for row, encoding in zip(rows, encodings, strict=True):
+            split = "val" if is_held_out(row["id"], config.val_fraction) else "train"
+            writer.add(split, {**row, "token_ids": encoding.ids[: config.max_text_tokens]})
     return writer.close()

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -258,6 +259,7 @@ def _progress(job: PretrainJob, record: dict, seconds_per_step: float) -> None:
         f"[{job.name}] step {record['step'] + 1}/{job.steps}  {record['task']:<22} "
         f"loss {record['loss']:.3f}  {record['tokens_per_s']:,.0f} tokens/s  "
         f"lr {record['lr']:.2e}  about {left / 60:.1f} min left",
+        file=sys.__stdout__,  # Ray Train V2 patches print() to log *and* tee: one copy only
         flush=True,
     )
 
