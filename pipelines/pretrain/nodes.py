@@ -15,7 +15,7 @@ from m6_pipeline.pretraining.shards import write_pair_shards, write_text_shards
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tokenization.wordpiece import special_ids
 from m6_pipeline.training import planner
-from m6_pipeline.training.launch import run_fingerprint, run_pretraining
+from m6_pipeline.training.launch import run_pretraining
 from m6_pipeline.training.parameters import PretrainParameters
 from m6_pipeline.training.report import (
     loss_curve_figure,
@@ -91,7 +91,7 @@ def pretrain(
         final / "model.safetensors",
         model,
         {
-            "run": f"{job.name}-{run_fingerprint(job)}",
+            "run": final.parent.name,
             "checkpoint": str(final),
             "special_tokens": special.__dict__,
             "steps": state["step"],

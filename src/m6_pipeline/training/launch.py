@@ -13,6 +13,8 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training.config import PretrainJob
 from m6_pipeline.training.loop import COMPLETE, FINAL_WEIGHTS, STATE_FILE, train_loop_per_worker
@@ -21,11 +23,18 @@ log = logging.getLogger(__name__)
 
 
 def run_fingerprint(job: PretrainJob) -> str:
-    """Hash of everything that changes the trained weights (not paths, not fault injection)."""
+    """Hash of everything that changes the trained weights: the job (not its paths or fault
+    injection), the world size, and the token shards it reads (name, bytes and rows of each
+    file: the shard writer is deterministic, so new data means new sizes)."""
     relevant = job.model_dump(
         mode="json", exclude={"report_dir", "fail_at_step", "workers", "checkpoint_root", "shard_dir"}
     )
     relevant["world"] = job.workers.num_workers
+    shard_dir = Path(job.shard_dir)
+    relevant["shards"] = [
+        (str(path.relative_to(shard_dir)), path.stat().st_size, pq.ParquetFile(path).metadata.num_rows)
+        for path in sorted(shard_dir.glob("*/*.parquet"))
+    ]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
 
 
