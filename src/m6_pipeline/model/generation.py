@@ -45,6 +45,16 @@ def next_token(logits: torch.Tensor, sampling: Sampling, generator: torch.Genera
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def _collect(token: torch.Tensor, eos_id: int, finished: torch.Tensor, outputs: list[list[int]]) -> None:
+    """Append each unfinished row's new token; [EOS] finishes the row and is not kept."""
+    for row, value in enumerate(token.tolist()):
+        if not finished[row]:
+            if value == eos_id:
+                finished[row] = True
+            else:
+                outputs[row].append(value)
+
+
 @torch.no_grad()
 def generate(
     model: M6Model,
@@ -93,12 +103,7 @@ def generate(
     step_logits = logits[:, -1]
     for step in range(max_new_tokens):
         token = next_token(step_logits, sampling, generator)
-        for row in range(batch):
-            if not finished[row]:
-                if token[row].item() == eos_id:
-                    finished[row] = True
-                else:
-                    outputs[row].append(int(token[row]))
+        _collect(token, eos_id, finished, outputs)
         if bool(finished.all()) or step == max_new_tokens - 1:
             break
         key_valid = torch.cat([key_valid, torch.ones(batch, 1, dtype=torch.bool, device=device)], dim=1)
@@ -133,12 +138,7 @@ def _generate_by_recomputation(
         mask = mask & key_valid[:, None, None, :] | torch.eye(total, dtype=torch.bool)
         logits, _ = model.step(seq, segments, positions, mask, None, patch_features)
         token = next_token(logits[:, -1], sampling, generator)
-        for row in range(batch):
-            if not finished[row]:
-                if token[row].item() == eos_id:
-                    finished[row] = True
-                else:
-                    outputs[row].append(int(token[row]))
+        _collect(token, eos_id, finished, outputs)
         if bool(finished.all()):
             break
         generated = torch.cat([generated, token[:, None]], dim=1)
