@@ -49,12 +49,13 @@ class FeedForward(nn.Module):
         self.proj = nn.Linear(config.ffn_width, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """token_mask is for the MoE FFN's routing; a dense FFN treats every position alike."""
         return self.dropout(self.proj(F.gelu(self.fc(x), approximate="tanh")))
 
 
 class Block(nn.Module):
-    """x + attention(LN(x)), then x + FFN(LN(x)). The FFN is swappable (MoE in issue 4)."""
+    """x + attention(LN(x)), then x + FFN(LN(x)). The FFN is swappable: dense or MoE."""
 
     def __init__(self, config: M6Config, ffn: nn.Module | None = None) -> None:
         super().__init__()
@@ -65,9 +66,11 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None
+        self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None,
+        token_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
+        """token_mask: bool [batch, seq], False at padding (which an MoE FFN does not route)."""
         attended, new_cache = self.attention(self.ln_attention(x), mask, cache)
         x = x + self.dropout(attended)
-        x = x + self.ffn(self.ln_ffn(x))
+        x = x + self.ffn(self.ln_ffn(x), token_mask)
         return x, new_cache

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# Table 4 of the paper (the dense rows). `tiny` is the debug size every test runs.
-SIZES: dict[str, dict[str, int]] = {
+from m6_pipeline.model.moe import MoEConfig
+
+# Table 4 of the paper. 100B is the base architecture with 1024 experts in every other block's
+# FFN (§3.4). `tiny` is the debug size every test runs.
+SIZES: dict[str, dict[str, object]] = {
     "base": {"n_layers": 24, "d_model": 1024, "n_heads": 16},
     "10b": {"n_layers": 50, "d_model": 4096, "n_heads": 128},
+    "100b": {"n_layers": 24, "d_model": 1024, "n_heads": 16, "moe": {"n_experts": 1024}},
     "tiny": {"n_layers": 2, "d_model": 64, "n_heads": 4},
 }
 # The paper's reported sizes, for the counts the tests and plans check against.
@@ -36,6 +40,7 @@ class M6Config(BaseModel):
     layer_norm_eps: float = 1e-5
     init_std: float = 0.02
     activation_checkpointing: bool = False
+    moe: MoEConfig | None = Field(None, description="Mixture-of-Experts FFNs (M6-100B); None = dense")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> M6Config:
@@ -47,6 +52,10 @@ class M6Config(BaseModel):
         return self
 
     @property
+    def expert_width(self) -> int:
+        return (self.moe.d_expert if self.moe is not None else None) or self.ffn_width
+
+    @property
     def ffn_width(self) -> int:
         return self.d_ff or 4 * self.d_model
 
@@ -56,7 +65,11 @@ class M6Config(BaseModel):
 
     @classmethod
     def of_size(cls, size: str, **overrides: object) -> M6Config:
-        """A named size of Table 4 with field overrides (vocabulary, patches, dropout, ...)."""
+        """A named size of Table 4 with field overrides (vocabulary, patches, dropout, ...).
+        A `moe` override is merged into the size's MoE settings."""
         if size not in SIZES:
             raise ValueError(f"unknown model size {size!r}; known sizes: {sorted(SIZES)}")
-        return cls(**{**SIZES[size], **overrides})
+        fields = {**SIZES[size], **overrides}
+        if isinstance(SIZES[size].get("moe"), dict) and isinstance(overrides.get("moe"), dict):
+            fields["moe"] = {**SIZES[size]["moe"], **overrides["moe"]}
+        return cls(**fields)

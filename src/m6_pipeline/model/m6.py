@@ -14,6 +14,7 @@ from torch.utils.checkpoint import checkpoint
 from m6_pipeline.model.blocks import Block, KVCache
 from m6_pipeline.model.config import M6Config
 from m6_pipeline.model.masking import additive_mask, prefix_lm_mask
+from m6_pipeline.model.moe import ExpertParallel, MoELayer, MoEStatistics
 
 IGNORE_INDEX = -100
 
@@ -48,17 +49,44 @@ class M6Embeddings(nn.Module):
 
 
 class M6Model(nn.Module):
-    def __init__(self, config: M6Config) -> None:
+    def __init__(self, config: M6Config, expert_parallel: ExpertParallel | None = None) -> None:
+        """expert_parallel: the group the MoE experts are sharded over (None: all experts here)."""
         super().__init__()
         self.config = config
         self.embeddings = M6Embeddings(config)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(
+            Block(config, self._moe_ffn(config, i, expert_parallel)) for i in range(config.n_layers)
+        )
+        self.last_losses: dict[str, float] = {}
         self.ln_final = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.apply(self._init_weights)
         # GPT-2: residual projections scaled so the residual stream does not grow with depth
         for name, parameter in self.named_parameters():
             if name.endswith(("attention.proj.weight", "ffn.proj.weight")):
                 nn.init.normal_(parameter, std=config.init_std / math.sqrt(2 * config.n_layers))
+
+    @staticmethod
+    def _moe_ffn(config: M6Config, index: int, expert_parallel: ExpertParallel | None) -> MoELayer | None:
+        if config.moe is None or not config.moe.is_moe_block(index):
+            return None
+        return MoELayer(
+            config.d_model, config.expert_width, config.moe, init_std=config.init_std,
+            output_std=config.init_std / math.sqrt(2 * config.n_layers), dropout=config.dropout,
+            expert_parallel=expert_parallel,
+        )
+
+    @property
+    def moe_layers(self) -> list[MoELayer]:
+        return [block.ffn for block in self.blocks if isinstance(block.ffn, MoELayer)]
+
+    def expert_parameters(self) -> list[nn.Parameter]:
+        """Sharded over the expert-parallel group: excluded from data-parallel all-reduce and
+        clipped by their local norm (§3.4)."""
+        return [p for layer in self.moe_layers for p in layer.expert_parameters()]
+
+    def moe_statistics(self) -> list[MoEStatistics]:
+        """Per MoE layer, what its last forward routed and dropped."""
+        return [layer.statistics for layer in self.moe_layers if layer.statistics is not None]
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
@@ -83,7 +111,8 @@ class M6Model(nn.Module):
         labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden states [batch, seq, d_model] of a right-padded batch (see `prefix_lm_mask`),
-        or, given labels [batch, seq], the mean next-token loss (nats) over labelled positions.
+        or, given labels [batch, seq], the mean next-token loss (nats) over labelled positions,
+        plus in training the MoE router losses (`last_losses` keeps the parts).
         Computing the loss inside forward lets DDP see every parameter the loss touches."""
         seq_len = input_ids.shape[1]
         if seq_len > self.config.max_positions:
@@ -94,13 +123,28 @@ class M6Model(nn.Module):
         positions = torch.arange(seq_len, device=input_ids.device).expand_as(input_ids)
         x = self.embeddings(input_ids, segment_ids, positions, patch_features)
         mask = additive_mask(prefix_lm_mask(prefix_lengths, lengths, seq_len), self._compute_dtype(x))
+        tokens = positions < lengths.unsqueeze(1) if self.config.moe is not None else None
         for block in self.blocks:
             if self.config.activation_checkpointing and self.training:
-                x = checkpoint(lambda h, b=block: b(h, mask)[0], x, use_reentrant=False)
+                x = checkpoint(lambda h, b=block: b(h, mask, None, tokens)[0], x, use_reentrant=False)
             else:
-                x, _ = block(x, mask)
+                x, _ = block(x, mask, None, tokens)
         hidden = self.ln_final(x)
-        return hidden if labels is None else self.loss(hidden, labels)
+        if labels is None:
+            return hidden
+        loss = self.loss(hidden, labels)
+        self.last_losses = {"lm": float(loss.detach())}
+        if self.config.moe is not None and self.training:
+            loss = loss + self._router_loss()
+        return loss
+
+    def _router_loss(self) -> torch.Tensor:
+        """Switch load-balancing loss (and the optional z-loss), averaged over MoE layers."""
+        moe = self.config.moe
+        aux = torch.stack([layer.router_losses[0] for layer in self.moe_layers]).mean()
+        z = torch.stack([layer.router_losses[1] for layer in self.moe_layers]).mean()
+        self.last_losses.update(aux=float(aux.detach()), z=float(z.detach()))
+        return moe.aux_loss_weight * aux + moe.z_loss_weight * z
 
     @staticmethod
     def _compute_dtype(x: torch.Tensor) -> torch.dtype:
