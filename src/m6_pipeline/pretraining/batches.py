@@ -130,7 +130,8 @@ def validation_batches(
     """This rank's share of the first n_examples held-out samples of `task`, masked the same way
     at every evaluation (the masks are seeded by the example's index)."""
     stream = ShardStream(Path(shard_dir) / _source(task), "val", seed, shuffle=False)
-    n_examples = min(n_examples, len(stream))
+    # every rank gets as many examples (MoE layers exchange tokens: ranks must step together)
+    n_examples = min(n_examples, len(stream)) // world_size * world_size
     mine = list(range(rank, n_examples, world_size))
     examples = [
         _example(row, task, special, mix, np.random.default_rng([seed, 11, index]))

@@ -30,10 +30,11 @@ class OptimizerConfig(_Frozen):
 class PluginConfig(_Frozen):
     """The ColossalAI Booster plugin. torch_ddp runs on CPU (gloo); the others need CUDA."""
 
-    name: Literal["torch_ddp", "low_level_zero", "gemini", "hybrid_parallel"] = "torch_ddp"
+    name: Literal["torch_ddp", "low_level_zero", "gemini", "hybrid_parallel", "moe_hybrid_parallel"] = "torch_ddp"
     zero_stage: int = Field(2, description="low_level_zero / hybrid_parallel ZeRO stage")
     tp_size: int = Field(1, description="hybrid_parallel tensor-parallel degree")
     placement_policy: str = Field("static", description="gemini: static | auto")
+    ep_size: int = Field(1, ge=1, description="expert-parallel degree of an MoE model (divides the workers)")
 
 
 class WorkersConfig(_Frozen):
@@ -76,6 +77,26 @@ class PretrainJob(_Frozen):
     fail_at_step: int | None = Field(
         None, description="fault injection for tests: one worker exits once at this step"
     )
+
+    @model_validator(mode="after")
+    def _experts_fit_the_workers(self) -> PretrainJob:
+        ep = self.plugin.ep_size
+        if ep > 1 and self.model.moe is None:
+            raise ValueError(f"plugin.ep_size={ep} shards experts, but model.moe is not set")
+        if self.model.moe is not None:
+            if self.workers.num_workers % ep or self.model.moe.n_experts % ep:
+                raise ValueError(
+                    f"plugin.ep_size={ep} must divide workers.num_workers={self.workers.num_workers} "
+                    f"and model.moe.n_experts={self.model.moe.n_experts}"
+                )
+            if self.precision == "bf16-master":
+                raise ValueError("precision bf16-master does not handle sharded experts; use bf16")
+            if self.plugin.name not in ("torch_ddp", "moe_hybrid_parallel"):
+                raise ValueError(
+                    f"an MoE model trains with plugin torch_ddp (CPU/GPU) or moe_hybrid_parallel "
+                    f"(GPU), not {self.plugin.name}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _master_weights_need_ddp(self) -> PretrainJob:

@@ -25,7 +25,9 @@ import torch.distributed as dist
 from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
 from m6_pipeline.pretraining.batches import StepBatches, validation_batches
 from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.training import experts as ep
 from m6_pipeline.training.config import OptimizerConfig, PretrainJob
+from m6_pipeline.training.moe_metrics import MoEMeter
 from m6_pipeline.training.plugins import autocast_dtype, make_plugin
 from m6_pipeline.training.precision import MasterWeightAdamW
 
@@ -101,8 +103,15 @@ def train_loop_per_worker(job_dict: dict) -> None:
     if not job.workers.use_gpu:
         torch.set_num_threads(job.workers.threads_per_worker)
 
+    plugin = make_plugin(job.plugin, use_gpu=job.workers.use_gpu, precision=job.precision)
+    groups = _expert_groups(job, plugin)
     torch.manual_seed(job.seed)
-    model = M6Model(job.model)
+    model = M6Model(job.model, expert_parallel=groups.ep if groups else None)
+    experts = model.expert_parameters()
+    local_experts = groups is not None and job.plugin.name == "torch_ddp"  # our grads, clipping, IO
+    if local_experts:
+        ep.exclude_from_ddp(model, experts)
+    dense = [p for p in model.parameters() if all(p is not e for e in experts)]
     adamw = {
         "lr": job.optimizer.lr,
         "betas": job.optimizer.betas,
@@ -115,7 +124,7 @@ def train_loop_per_worker(job_dict: dict) -> None:
     else:
         optimizer = torch.optim.AdamW(model.parameters(), **adamw)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(job.optimizer, job.steps))
-    booster = Booster(plugin=make_plugin(job.plugin, use_gpu=job.workers.use_gpu, precision=job.precision))
+    booster = Booster(plugin=plugin)
     model, optimizer, _, _, scheduler = booster.boost(model, optimizer, lr_scheduler=scheduler)
     dtype = autocast_dtype(job.plugin, job.precision)
 
@@ -132,14 +141,21 @@ def train_loop_per_worker(job_dict: dict) -> None:
     }
 
     state = {"step": 0, "history": [], "validation": []}
+    meter = MoEMeter(model.unwrap(), job.model.moe.n_experts) if groups is not None else None
     checkpoint = _checkpoint_to_resume(job)
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             booster.load_model(model, str(Path(directory) / "model"))
-            booster.load_optimizer(optimizer, str(Path(directory) / _optimizer_file(job)))
+            if local_experts:
+                ep.load_expert_shard(model.unwrap(), experts, Path(directory), groups)
+                optimizer.load_state_dict(torch.load(_rank_optimizer_file(Path(directory), rank)))
+            else:
+                booster.load_optimizer(optimizer, str(Path(directory) / _optimizer_file(job)))
             booster.load_lr_scheduler(scheduler, str(Path(directory) / "lr_scheduler.pt"))
             state = json.loads((Path(directory) / STATE_FILE).read_text())
         state.setdefault("resumed_at", []).append(state["step"])
+        if meter is not None:
+            meter.restore(state["moe_running_load"])
         log.info("rank %d resumed at step %d", rank, state["step"])
     else:
         state["validation"].append({"step": 0, **evaluate(model.unwrap(), val, dtype, device)})
@@ -156,7 +172,10 @@ def train_loop_per_worker(job_dict: dict) -> None:
         with _autocast(dtype, device.type):
             loss = model(**batch)
         booster.backward(loss, optimizer)
-        if job.precision != "bf16-master":  # the master-weight optimizer clips its fp32 grads
+        if local_experts:
+            ep.sync_expert_gradients(experts, groups)
+            ep.clip_locally(dense, experts, job.optimizer.grad_clip)
+        elif job.precision != "bf16-master":  # the master-weight optimizer clips its fp32 grads
             optimizer.clip_grad_by_norm(job.optimizer.grad_clip)
         optimizer.step()
         optimizer.zero_grad()
@@ -165,6 +184,8 @@ def train_loop_per_worker(job_dict: dict) -> None:
         tokens = int(batch["lengths"].sum()) * world
         window_tokens += tokens
         record = {"step": step, "task": task, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
+        if meter is not None:
+            record.update(meter.step())  # loss = the LM loss; the router losses beside it
         if (step + 1) % job.log_every == 0 or step + 1 == job.steps:
             elapsed = time.perf_counter() - window_start
             record["tokens_per_s"] = window_tokens / elapsed
@@ -177,6 +198,8 @@ def train_loop_per_worker(job_dict: dict) -> None:
         if (step + 1) % job.eval_every == 0 or step + 1 == job.steps:
             losses = evaluate(model.unwrap(), val, dtype, device)
             state["validation"].append({"step": step + 1, **losses})
+            if meter is not None:
+                state.setdefault("expert_load", []).append({"step": step + 1, **meter.window_load()})
             if live is not None:
                 for name, value in losses.items():
                     live.log_metric(f"val/{name}/loss", value)
@@ -184,8 +207,11 @@ def train_loop_per_worker(job_dict: dict) -> None:
         state["step"] = step + 1
         if (step + 1) % job.checkpoint_every == 0 or step + 1 == job.steps:
             final = step + 1 == job.steps
+            if meter is not None:
+                state["moe_running_load"] = meter.state()
             _save_and_report(
-                booster, model, optimizer, scheduler, state, rank, step + 1, record, final, job
+                booster, model, optimizer, scheduler, state, rank, step + 1, record, final, job,
+                groups if local_experts else None,
             )
     if live is not None:
         live.end()
@@ -212,6 +238,24 @@ def _checkpoint_to_resume(job: PretrainJob):
     return ray.train.Checkpoint.from_directory(found[0]) if found[0] else None
 
 
+def _expert_groups(job: PretrainJob, plugin) -> ep.ExpertGroups | None:
+    """The expert-parallel groups: the MoE plugin's own on GPUs, else built over the workers."""
+    if job.model.moe is None:
+        return None
+    if hasattr(plugin, "ep_group"):
+        dp_size = dist.get_world_size(plugin.moe_dp_group)
+        return ep.ExpertGroups(
+            ep.ExpertParallel.of(plugin.ep_group), plugin.moe_dp_group, dp_size,
+            dist.get_rank(plugin.moe_dp_group), dist.get_world_size(),
+        )
+    return ep.build_expert_groups(job.plugin.ep_size)
+
+
+def _rank_optimizer_file(directory: Path, rank: int) -> Path:
+    """With local experts every rank's optimizer state differs (its experts' moments)."""
+    return directory / "optimizer-ranks" / f"rank-{rank:05d}.pt"
+
+
 def _optimizer_file(job: PretrainJob) -> str:
     """ColossalAI 0.5.0 cannot load a sharded optimizer on CPU (its loader synchronises the
     accelerator, which the CPU accelerator refuses), so CPU runs keep one optimizer file."""
@@ -220,20 +264,32 @@ def _optimizer_file(job: PretrainJob) -> str:
 
 def _save_and_report(
     booster, model, optimizer, scheduler, state, rank: int, step: int, record, final: bool,
-    job: PretrainJob,
+    job: PretrainJob, groups: ep.ExpertGroups | None = None,
 ) -> None:
     """A sharded Booster checkpoint reported to Ray Train (files of all ranks are merged).
+    With local experts, each expert shard and each rank's optimizer state beside it.
     The final one also carries the weights as one safetensors file for inference."""
     import ray.train
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file, save_model
 
     with tempfile.TemporaryDirectory() as directory:
         booster.save_model(model, str(Path(directory) / "model"), shard=True)
-        booster.save_optimizer(
-            optimizer, str(Path(directory) / _optimizer_file(job)), shard=job.workers.use_gpu
-        )
+        if groups is not None:
+            experts = model.unwrap().expert_parameters()
+            ep.save_expert_shard(model.unwrap(), experts, Path(directory), groups)
+            path = _rank_optimizer_file(Path(directory), rank)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(optimizer.state_dict(), path)
+        else:
+            booster.save_optimizer(
+                optimizer, str(Path(directory) / _optimizer_file(job)), shard=job.workers.use_gpu
+            )
         booster.save_lr_scheduler(scheduler, str(Path(directory) / "lr_scheduler.pt"))
-        if final and rank == 0:
+        if final and groups is not None:
+            full = ep.gather_full_state(model.unwrap(), model.unwrap().expert_parameters(), groups)
+            if rank == 0:
+                save_file(full, str(Path(directory) / FINAL_WEIGHTS))
+        elif final and rank == 0:
             save_model(model.unwrap(), str(Path(directory) / FINAL_WEIGHTS))
         if dist.is_initialized():
             dist.barrier()  # every rank's shards are written before the state marks it complete

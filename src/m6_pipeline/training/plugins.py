@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from m6_pipeline.training.config import PluginConfig
 
-CUDA_ONLY = {"low_level_zero", "gemini", "hybrid_parallel"}
+CUDA_ONLY = {"low_level_zero", "gemini", "hybrid_parallel", "moe_hybrid_parallel"}
 
 
 def make_plugin(config: PluginConfig, *, use_gpu: bool, precision: str):
@@ -17,6 +17,7 @@ def make_plugin(config: PluginConfig, *, use_gpu: bool, precision: str):
         GeminiPlugin,
         HybridParallelPlugin,
         LowLevelZeroPlugin,
+        MoeHybridParallelPlugin,
         TorchDDPPlugin,
     )
 
@@ -33,6 +34,12 @@ def make_plugin(config: PluginConfig, *, use_gpu: bool, precision: str):
         return LowLevelZeroPlugin(stage=config.zero_stage, precision=precision)
     if config.name == "gemini":
         return GeminiPlugin(placement_policy=config.placement_policy, precision=precision)
+    if config.name == "moe_hybrid_parallel":
+        # groups for expert and expert-data parallelism, ZeRO over the expert-tagged parameters
+        # and expert-aware checkpoint IO; the MoE layer itself is ours (capacity, dropping)
+        return MoeHybridParallelPlugin(
+            tp_size=1, pp_size=1, ep_size=config.ep_size, zero_stage=config.zero_stage, precision=precision
+        )
     if config.tp_size > 1:
         # ColossalAI shards a model for TP through a shardformer policy; it ships policies for
         # Hugging Face models only, and one for M6 could not be tested without CUDA here.
