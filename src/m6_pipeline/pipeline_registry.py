@@ -39,5 +39,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         **stages,
         "pretrain_base": upstream + pretrain_base,
         "pretrain_10b": upstream + pretrain_10b,
+        "pretrain_100b": upstream + pretrain("pretrain_100b"),
         "__default__": stages["corpus"] + stages["tokenizer"] + stages["features"] + pretrain_base,
     }

@@ -141,3 +141,23 @@ def test_router_losses_join_the_training_loss_only():
     assert model.eval()(**batch).item() == pytest.approx(model.last_losses["lm"])
     loss.backward()
     assert model.blocks[1].ffn.gate.weight.grad.abs().sum() > 0
+
+
+def test_sinkhorn_balances_the_soft_load_and_keeps_preferences():
+    logits = torch.randn(64, 4) + torch.tensor([3.0, 0.0, 0.0, 0.0])  # expert 0 favoured by all
+    balanced = route(logits, top_k=1, expert_capacity=64, selection="sinkhorn")
+    plain = route(logits, top_k=1, expert_capacity=64)
+    assert plain.load[0] > 48 and balanced.load.max() < plain.load.max()
+    scores = __import__("m6_pipeline.model.moe", fromlist=["sinkhorn"]).sinkhorn(logits)
+    assert torch.allclose(scores.sum(0), torch.full((4,), 1 / 4), atol=1e-3)
+    # the weights stay the softmax probabilities of the chosen experts
+    chosen = torch.softmax(logits, -1)
+    assert torch.allclose(balanced.weight.sort().values,
+                          chosen[balanced.token, torch.repeat_interleave(torch.arange(4), balanced.counts)].sort().values)
+
+
+def test_sampled_selection_spreads_identical_tokens():
+    logits = torch.zeros(400, 8)  # every token alike: the gate's top-1 sends all to one expert
+    assert route(logits, 1, 400).load.max() == 400
+    sampled = route(logits, 1, 400, selection="sample")
+    assert sampled.load.max() < 100 and sampled.load.min() > 20

@@ -43,6 +43,13 @@ class MoEConfig(BaseModel):
     every: int = Field(2, ge=1, description="the FFN of every `every`-th block is MoE")
     d_expert: int | None = Field(None, description="hidden width of an expert; the FFN's when omitted")
     aux_loss_weight: float = Field(0.01, ge=0, description="Switch load-balancing loss weight")
+    train_selection: Literal["softmax", "sinkhorn", "sample"] = Field(
+        "softmax",
+        description="how training picks each token's experts: the gate's top-k (the paper), or "
+        "the top-k of the gate's scores balanced over the batch by Sinkhorn iterations (as "
+        "Megatron-LM's sinkhorn router); the output is scaled by the softmax p_i(x) either way, "
+        "and evaluation and generation always take the gate's top-k",
+    )
     z_loss_weight: float = Field(0.0, ge=0, description="router z-loss weight (ST-MoE); 0 = off")
     comm_dtype: Literal["bf16", "fp16"] | None = Field(
         None, description="all-to-all payload dtype under expert parallelism; None = compute dtype"
@@ -79,11 +86,35 @@ class Routing:
     z_loss: torch.Tensor  # mean over tokens of logsumexp(logits)^2
 
 
-def route(logits: torch.Tensor, top_k: int, expert_capacity: int) -> Routing:
-    """Top-k routing with capacity. logits: [N, m] router scores in fp32."""
+@torch.no_grad()
+def sinkhorn(logits: torch.Tensor, iterations: int = 8) -> torch.Tensor:
+    """exp(logits) scaled by row and column factors so that every token's row sums to 1/N and
+    every expert's column to 1/m: the same preferences with a balanced load. [N, m] in, out."""
+    n_tokens, n_experts = logits.shape
+    scores = torch.exp(logits - logits.max())
+    columns = torch.ones(n_experts, dtype=scores.dtype, device=scores.device)
+    for _ in range(iterations):
+        rows = (1.0 / n_tokens) / (scores @ columns + 1e-9)
+        columns = (1.0 / n_experts) / (rows @ scores + 1e-9)
+    return rows.unsqueeze(1) * scores * columns
+
+
+def route(logits: torch.Tensor, top_k: int, expert_capacity: int, selection: str = "softmax") -> Routing:
+    """Top-k routing with capacity. logits: [N, m] router scores in fp32. `selection` picks the
+    experts: the gate's top-k, the top-k of Sinkhorn-balanced scores, or k experts sampled from
+    p(x) without replacement (Gumbel top-k); the gate values p_i(x) are the softmax's always."""
     n_tokens, n_experts = logits.shape
     probs = logits.softmax(dim=-1)
-    top_p, top_e = probs.topk(top_k, dim=-1)  # [N, k]
+    if selection != "softmax" and n_tokens:
+        if selection == "sinkhorn":
+            scores = sinkhorn(logits.detach())
+        else:
+            uniform = torch.rand_like(logits).clamp(1e-9, 1 - 1e-9)
+            scores = logits.detach() - torch.log(-torch.log(uniform))
+        top_e = scores.topk(top_k, dim=-1).indices
+        top_p = probs.gather(1, top_e)
+    else:
+        top_p, top_e = probs.topk(top_k, dim=-1)  # [N, k]
     # priority: every token's first choice, then every token's second choice (GShard)
     experts = top_e.T.reshape(-1)
     tokens = torch.arange(n_tokens, device=logits.device).repeat(top_k)
@@ -224,7 +255,8 @@ class MoELayer(nn.Module):
         tokens = flat[index] if index is not None else flat
         with torch.autocast(x.device.type, enabled=False):
             logits = F.linear(tokens.float(), self.gate.weight.float())
-        routing = route(logits, self.config.top_k, capacity(tokens.shape[0], self.config, self.training))
+        selection = self.config.train_selection if self.training else "softmax"
+        routing = route(logits, self.config.top_k, capacity(tokens.shape[0], self.config, self.training), selection)
         compute = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
         dispatched = tokens[routing.token].to(compute)
         expert_out = self._experts(dispatched, routing.counts)

@@ -311,9 +311,10 @@ def _save_and_report(
 def _progress(job: PretrainJob, record: dict, seconds_per_step: float) -> None:
     """One line per logging window on rank 0 (Ray forwards it to the driver's console)."""
     left = (job.steps - record["step"] - 1) * seconds_per_step
+    moe = f"drop {record['drop_rate']:.1%}  aux {record['aux_loss']:.3f}  " if "drop_rate" in record else ""
     print(
         f"[{job.name}] step {record['step'] + 1}/{job.steps}  {record['task']:<22} "
-        f"loss {record['loss']:.3f}  {record['tokens_per_s']:,.0f} tokens/s  "
+        f"loss {record['loss']:.3f}  {moe}{record['tokens_per_s']:,.0f} tokens/s  "
         f"lr {record['lr']:.2e}  about {left / 60:.1f} min left",
         file=sys.__stdout__,  # Ray Train V2 patches print() to log *and* tee: one copy only
         flush=True,

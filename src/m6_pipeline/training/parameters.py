@@ -1,5 +1,5 @@
 """`parameters_pretrain.yml` as typed objects: one block per namespaced pipeline
-(`pretrain_base`, `pretrain_10b`), paper scale in conf/base, scaled down in conf/local."""
+(`pretrain_base`, `pretrain_10b`, `pretrain_100b`), paper scale in conf/base, scaled down in conf/local."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ class _Frozen(BaseModel):
 
 
 class ModelChoice(_Frozen):
-    size: str = Field(description="a Table 4 size: base | 10b (tiny for tests)")
-    overrides: dict[str, int | float | bool] = Field(
-        default_factory=dict, description="M6Config fields that scale the size down (conf/local)"
+    size: str = Field(description="a Table 4 size: base | 10b | 100b (tiny for tests)")
+    overrides: dict[str, int | float | bool | dict[str, int | float | str | None]] = Field(
+        default_factory=dict,
+        description="M6Config fields that scale the size down (conf/local); `moe` merges into the size's MoE",
     )
 
     def config(self, *, vocab_size: int, n_patches: int, d_patch_feature: int) -> M6Config:

@@ -39,6 +39,13 @@ output layer; plus the attention scores and values over s keys, forward and back
 activation checkpointing repeats the forward, 8·N + 16·L·h·s hardware FLOPs per token. `mfu` is
 the model-FLOPs utilisation reached without recomputation; the plan holds the hardware rate fixed
 so checkpointing lowers the planned MFU by model/hardware FLOPs.
+
+Mixture of Experts (M6-100B): N above counts the *active* parameters — the dense ones, each MoE
+layer's gate, and top_k experts per token — while the memory counts every parameter. Expert
+parameters are split over `ep_size` ranks and their optimizer states (ZeRO-1 and up) over the
+n_devices / ep_size ranks that hold the same experts; the dense part is planned as above. An MoE
+layer also keeps its dispatched tokens in and out of the experts and of the all-to-all, about
+k·c·s·b·h·(4 + 2·f/h) bytes in 16 bits (f the expert width, c the capacity factor).
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from m6_pipeline.model.config import M6Config
 
 GIB = 2**30
-Plugin = Literal["torch_ddp", "low_level_zero", "gemini", "hybrid_parallel"]
+Plugin = Literal["torch_ddp", "low_level_zero", "gemini", "hybrid_parallel", "moe_hybrid_parallel"]
 
 # name: (memory GiB as the driver reports it, dense bf16 tensor TFLOP/s, fp32 TFLOP/s), SXM parts
 GPU_PRESETS: dict[str, tuple[float, float, float]] = {
@@ -66,6 +73,7 @@ ZERO_STAGES: dict[str, tuple[tuple[int, ...], int]] = {
     "low_level_zero": ((1, 2), 2),
     "gemini": ((3,), 3),
     "hybrid_parallel": ((0, 1, 2), 0),
+    "moe_hybrid_parallel": ((0, 1, 2), 1),
 }
 
 
@@ -153,6 +161,7 @@ class PlanSettings(_Frozen):
         None, description="defaults per plugin: ddp 0, lowlevel 2, gemini 3, hybrid 0"
     )
     tp_size: int = Field(1, ge=1, description="tensor-parallel degree (hybrid_parallel only)")
+    ep_size: int = Field(1, ge=1, description="expert-parallel degree of an MoE model")
     pp_size: int = Field(1, ge=1, description="pipeline stages: only 1 is planned")
     micro_batch_size: int = Field(8, ge=1, description="sequences per data-parallel rank per step")
     seq_len: int = Field(512, ge=1, description="positions per sequence (patches + text)")
@@ -207,8 +216,11 @@ class Plan(_Frozen):
     )
     n_params_non_embedding: int = Field(description="blocks and final norm")
     n_params_matmul: int = Field(
-        description="parameters in matrix products: blocks + tied output layer"
+        description="parameters in matrix products a token passes through: blocks (active "
+        "experts only) + tied output layer"
     )
+    n_params_experts: int = Field(0, description="MoE expert parameters (all experts)")
+    expert_parallel_size: int = 1
     n_layers: int
     d_model: int
     n_heads: int
@@ -264,8 +276,8 @@ class PlanDoesNotFit(ValueError):
 
 
 @functools.lru_cache(maxsize=64)
-def _parameter_counts(config: M6Config) -> tuple[int, int, int]:
-    """(full, non-embedding, in matrix products), counted on the meta device."""
+def _parameter_counts(config: M6Config) -> tuple[int, int, int, int]:
+    """(full, non-embedding, active in matrix products, experts), counted on the meta device."""
     from m6_pipeline.model.m6 import count_parameters
 
     full = count_parameters(config)
@@ -273,7 +285,13 @@ def _parameter_counts(config: M6Config) -> tuple[int, int, int]:
     embeddings = (config.vocab_size + config.max_positions + config.n_segments) * d
     patch_projection = config.d_patch_feature * d + d
     non_embedding = full - embeddings - patch_projection
-    return full, non_embedding, non_embedding + config.vocab_size * d
+    experts = inactive = 0
+    if config.moe is not None:
+        f, m, k = config.expert_width, config.moe.n_experts, config.moe.top_k
+        n_moe = sum(config.moe.is_moe_block(i) for i in range(config.n_layers))
+        experts = n_moe * m * (2 * d * f + f + d)
+        inactive = n_moe * (m - k) * (2 * d * f + f + d)
+    return full, non_embedding, non_embedding - inactive + config.vocab_size * d, experts
 
 
 def _state_bytes_per_param(settings: PlanSettings) -> tuple[float, float, float, float]:
@@ -305,20 +323,38 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
             f"plugin {settings.plugin!r} needs CUDA GPUs; plan CPU workers with torch_ddp"
         )
     dp = n_devices // (t * settings.pp_size)
-    full, non_embedding, matmul = _parameter_counts(config)
+    full, non_embedding, matmul, experts = _parameter_counts(config)
+    ep = settings.ep_size
+    if n_devices % ep or (config.moe is not None and config.moe.n_experts % ep):
+        raise ValueError(f"ep_size={ep} must divide the {n_devices} devices and the experts")
+    if ep > 1 and config.moe is None:
+        raise ValueError(f"ep_size={ep} needs an MoE model (model.moe)")
+    expert_dp = n_devices // ep
 
     weight, grad, optim, buckets = _state_bytes_per_param(settings)
-    per_rank = full / t
+    per_rank = (full - experts) / t  # replicated over the data-parallel ranks
+    experts_per_rank = experts / ep  # each rank holds 1/ep of the experts
     stage = settings.zero_stage or 0
-    parameters = per_rank * weight / (dp if stage >= 3 else 1)
-    gradients = per_rank * grad / (dp if stage >= 2 else 1)
-    optimizer_states = per_rank * optim / (dp if stage >= 1 else 1)
-    communication = per_rank * buckets
-    layer_params = (non_embedding - 2 * h) / n_layers  # final norm is not a layer
+
+    def sharded(bytes_per_param: float, from_stage: int) -> float:
+        dense = per_rank * bytes_per_param / (dp if stage >= from_stage else 1)
+        return dense + experts_per_rank * bytes_per_param / (expert_dp if stage >= from_stage else 1)
+
+    parameters = sharded(weight, 3)
+    gradients = sharded(grad, 2)
+    optimizer_states = sharded(optim, 1)
+    communication = (per_rank + experts_per_rank) * buckets
+    layer_params = (non_embedding - experts - 2 * h) / n_layers  # final norm is not a layer
     gathered = 2 * layer_params / t * weight if stage >= 3 else 0.0
 
     act_scale = 1.0 if settings.precision == "bf16" else 2.0
     per_layer = act_scale * s * b * h * (10 + 24 / t + 5 * a * s / (h * t))
+    if config.moe is not None:  # dispatched tokens around the experts and the all-to-all
+        n_moe = sum(config.moe.is_moe_block(i) for i in range(n_layers))
+        moe_extra = act_scale * config.moe.top_k * config.moe.capacity_factor * s * b * h * (
+            4 + 2 * config.expert_width / h
+        )
+        per_layer += moe_extra * n_moe / n_layers
     no_ckpt = n_layers * per_layer
     ckpt = act_scale * 2 * s * b * h * (n_layers - 1) + per_layer
     activations = ckpt if settings.activation_checkpointing else no_ckpt
@@ -352,6 +388,8 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
         n_params_full=full,
         n_params_non_embedding=non_embedding,
         n_params_matmul=matmul,
+        n_params_experts=experts,
+        expert_parallel_size=ep,
         n_layers=n_layers,
         d_model=h,
         n_heads=a,

@@ -52,6 +52,32 @@ def train_summary(state: dict, *, vocab_size: int, unigram: float, seconds: floa
         "tokens_per_s_median": float(np.median(rates)) if rates else None,
         "wall_seconds": seconds,
         "validation": state["validation"],
+        **({"moe": moe_summary(state)} if "expert_load" in state else {}),
+    }
+
+
+def moe_summary(state: dict, warmup_fraction: float = 0.1) -> dict:
+    """The MoE layers over training: drop rate and router losses per logging window, the drop
+    rate after warm-up (the first `warmup_fraction` of the steps), and per-expert load."""
+    history = state["history"]
+    after = [h for h in history if h["step"] >= warmup_fraction * state["step"]]
+    window = max(1, len(history) // 50)
+    over_time = [
+        {
+            "step": chunk[-1]["step"] + 1,
+            "drop_rate": float(np.mean([h["drop_rate"] for h in chunk])),
+            "aux_loss": float(np.mean([h["aux_loss"] for h in chunk])),
+            "z_loss": float(np.mean([h["z_loss"] for h in chunk])),
+        }
+        for chunk in (history[i : i + window] for i in range(0, len(history), window))
+    ]
+    return {
+        "drop_rate_after_warmup": float(np.mean([h["drop_rate"] for h in after])),
+        "drop_rate_after_warmup_p95": float(np.percentile([h["drop_rate"] for h in after], 95)),
+        "warmup_steps_excluded": int(warmup_fraction * state["step"]),
+        "aux_loss_final_window": over_time[-1]["aux_loss"],
+        "over_time": over_time,
+        "expert_load": state["expert_load"],
     }
 
 
@@ -61,7 +87,9 @@ def loss_curve_figure(state: dict, summary: dict):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (train_ax, val_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    moe = summary.get("moe")
+    fig, axes = plt.subplots(1, 4 if moe else 2, figsize=(22 if moe else 11, 4))
+    train_ax, val_ax = axes[0], axes[1]
     by_task: dict[str, list[tuple[int, float]]] = {}
     for h in state["history"]:
         by_task.setdefault(h["task"], []).append((h["step"], h["loss"]))
@@ -81,8 +109,27 @@ def loss_curve_figure(state: dict, summary: dict):
         ax.legend(fontsize=7)
     train_ax.set_title("training loss (moving mean)")
     val_ax.set_title("validation loss (dashed ln V, dotted unigram entropy)")
+    if moe:
+        _moe_panels(axes[2], axes[3], moe)
     fig.tight_layout()
     return fig
+
+
+def _moe_panels(routing_ax, load_ax, moe: dict) -> None:
+    steps = [w["step"] for w in moe["over_time"]]
+    routing_ax.plot(steps, [w["drop_rate"] for w in moe["over_time"]], label="drop rate")
+    routing_ax.set_ylabel("share of assignments dropped")
+    aux_ax = routing_ax.twinx()
+    aux_ax.plot(steps, [w["aux_loss"] for w in moe["over_time"]], color="C1", label="aux loss")
+    aux_ax.set_ylabel("load-balancing loss (1 = balanced)")
+    routing_ax.set_xlabel("step")
+    routing_ax.set_title("MoE routing: drop rate (blue), aux loss (orange)")
+    last = moe["expert_load"][-1]
+    image = load_ax.imshow(np.array(last["share"]) * len(last["share"][0]), aspect="auto", cmap="viridis")
+    load_ax.set_xlabel("expert")
+    load_ax.set_ylabel("MoE layer")
+    load_ax.set_title(f"expert load / even share, steps before {last['step']}")
+    load_ax.figure.colorbar(image, ax=load_ax)
 
 
 def sample_generations(
