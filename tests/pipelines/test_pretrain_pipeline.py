@@ -90,3 +90,35 @@ def test_pretrain_pipeline_runs_namespaced_through_kedro(tmp_path, ray_local):
     card = catalog["pretrain_base.model_card"].load()
     assert (tmp_path / "model" / "model.safetensors").exists() and card["steps"] == 12
     assert (tmp_path / "report" / "dvclive" / "metrics.json").exists()
+
+
+def test_pretrain_100b_plans_the_paper_moe_and_trains_experts_on_two_ranks(tmp_path, ray_local):
+    text_dir, tokenizer, manifest = small_corpus(tmp_path, np.random.default_rng(1))
+    params = params_for(tmp_path, text_dir)
+    paper = yaml.safe_load((ROOT / "conf/base/parameters_pretrain.yml").read_text())["pretrain_100b"]["pretrain"]
+    params.update(name="pretrain_100b", paper_scale=paper["paper_scale"],
+                  model={"size": "tiny", "overrides": {"max_positions": 128, "dropout": 0.0,
+                                                       "moe": {"n_experts": 4, "every": 2}}},
+                  plugin={"name": "torch_ddp", "ep_size": 2})
+    params["plan"] = {**params["plan"], "paper": paper["plan"]["paper"]}
+    params["plan"]["run"]["settings"]["ep_size"] = 2
+    pipeline = create_pipeline("pretrain_100b")
+    catalog = DataCatalog(datasets={
+        "tokenizer": MemoryDataset(tokenizer, copy_mode="assign"),
+        "patch_features_manifest": MemoryDataset(manifest),
+        "params:pretrain_100b.pretrain": MemoryDataset(params),
+        "pretrain_100b.plan": JSONDataset(filepath=str(tmp_path / "plan.json")),
+    })
+    outputs = SequentialRunner().run(pipeline, catalog)
+    plan = catalog["pretrain_100b.plan"].load()
+    assert abs(plan["n_params_full"] / 100e9 - 1) < 0.05  # M6-100B, counted on the meta device
+    paper_plan = plan["paper_scale"]
+    assert paper_plan["expert_parallel_size"] == 128 and paper_plan["fits"]
+    assert paper_plan["n_params_matmul"] < 0.01 * paper_plan["n_params_full"]  # top-1 of 1024
+    summary = _loaded(outputs["pretrain_100b.train_summary"])
+    moe = summary["moe"]
+    assert 0 <= moe["drop_rate_after_warmup"] < 1 and moe["over_time"]
+    load = moe["expert_load"][-1]["share"]
+    assert len(load) == 1 and len(load[0]) == 4  # tiny: 2 blocks, MoE in the second
+    samples = _loaded(outputs["pretrain_100b.samples"])  # the gathered model generates in one process
+    assert all(len(rows) == 2 for rows in samples.values())

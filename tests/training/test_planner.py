@@ -174,3 +174,19 @@ def test_checkpointing_never_raises_activation_memory(
     ckpt = plan(config, A100, run.model_copy(update={"activation_checkpointing": True}))
     assert ckpt.activations_bytes <= plain.activations_bytes
     assert ckpt.total_bytes <= plain.total_bytes
+
+
+def test_m6_100b_fits_the_paper_cluster_only_with_experts_sharded():
+    config = M6Config.of_size("100b")
+    cluster = ClusterSpec.of_gpu("A100-80GB", 128)
+    sharded = plan(config, cluster, PlanSettings(plugin="moe_hybrid_parallel", ep_size=128, zero_stage=1,
+                                                 micro_batch_size=16, seq_len=272))
+    assert sharded.fits and sharded.n_params_experts > 0.99 * 100e9
+    # top-1 of 1024 experts: a token passes through ~1/1024 of the expert parameters
+    dense_share = sharded.n_params_matmul - 12 * (2 * 1024 * 4096 + 4096 + 1024)
+    assert 0 < dense_share < 0.5e9
+    replicated = plan(config, cluster, PlanSettings(plugin="moe_hybrid_parallel", ep_size=1, zero_stage=1,
+                                                    micro_batch_size=16, seq_len=272))
+    assert not replicated.fits
+    with pytest.raises(PlanDoesNotFit, match="ep_size 128"):
+        check_fits(replicated)

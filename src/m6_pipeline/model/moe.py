@@ -18,6 +18,7 @@ the expert parameters through the `ep_group` tag set here.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 COMM_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# torch 2.13 points to a private module (_functional_collectives) instead; the public autograd
+# all-to-all still works and is what we use
+warnings.filterwarnings("ignore", message=".*all_to_all_single is deprecated", category=FutureWarning)
 
 
 class MoEConfig(BaseModel):

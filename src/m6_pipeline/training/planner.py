@@ -434,7 +434,14 @@ def _alternatives(p: Plan) -> list[str]:
         verdict = "fits" if new.fits else "still short"
         return f"{change}: {new.total_gib:.1f} GiB per device ({verdict})"
 
-    if not cluster.on_cpu and (settings.zero_stage or 0) < 3:
+    if config.moe is not None and settings.ep_size < cluster.n_devices:
+        spread = settings.model_copy(update={"plugin": "moe_hybrid_parallel", "ep_size": cluster.n_devices,
+                                             "zero_stage": max(1, settings.zero_stage or 0)})
+        if not cluster.on_cpu and config.moe.n_experts % cluster.n_devices == 0:
+            ideas.append(describe(
+                f"shard the experts over all {cluster.n_devices} GPUs (plugin 'moe_hybrid_parallel', "
+                f"ep_size {cluster.n_devices})", plan(config, cluster, spread)))
+    if not cluster.on_cpu and (settings.zero_stage or 0) < 3 and config.moe is None:
         sharded = settings.model_copy(update={"plugin": "gemini", "zero_stage": 3, "tp_size": 1})
         ideas.append(
             describe(
