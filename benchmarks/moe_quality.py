@@ -37,12 +37,16 @@ VARIANTS = {
 
 
 def local_parameters():
-    from kedro.config import OmegaConfigLoader
+    """conf/local merged over conf/base as `kedro run --env=local` sees them."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
 
     from m6_pipeline.training.parameters import PretrainParameters
 
-    loader = OmegaConfigLoader(conf_source=str(ROOT / "conf"), base_env="base", default_run_env="local")
-    return PretrainParameters.model_validate(loader["parameters"]["pretrain_100b"]["pretrain"])
+    bootstrap_project(ROOT)
+    with KedroSession.create(project_path=ROOT, env="local") as session:
+        params = session.load_context().params
+    return PretrainParameters.model_validate(params["pretrain_100b"]["pretrain"])
 
 
 def variant_job(params, name: str, moe: dict | None, steps: int):
@@ -56,13 +60,12 @@ def variant_job(params, name: str, moe: dict | None, steps: int):
     )
     if moe is None:
         config = config.model_copy(update={"moe": None})
-        plugin = params.plugin.model_copy(update={"ep_size": 1})
+        params = params.model_copy(update={"plugin": params.plugin.model_copy(update={"ep_size": 1})})
     else:
         config = config.model_copy(update={"moe": config.moe.model_copy(update=moe)})
-        plugin = params.plugin
     job = params.job(config)
     return job.model_copy(update={
-        "name": name, "steps": steps, "plugin": plugin, "eval_every": steps // 4,
+        "name": name, "steps": steps, "eval_every": steps // 4,
         "checkpoint_every": steps, "shard_dir": str(ROOT / params.shard_dir),
         "report_dir": str(WORK / name),
         "workers": job.workers.model_copy(update={"storage_path": str(WORK / "ray_train")}),
@@ -84,7 +87,8 @@ def main() -> None:
     args = parser.parse_args()
     params = local_parameters()
     shutil.rmtree(WORK, ignore_errors=True)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)
+    if not ray.is_initialized():  # the project hook starts Ray with conf/local/ray.yml
+        ray.init(num_cpus=2, include_dashboard=False)
     rows = {}
     try:
         for name in args.variants:

@@ -71,8 +71,10 @@ def moe_summary(state: dict, warmup_fraction: float = 0.1) -> dict:
         }
         for chunk in (history[i : i + window] for i in range(0, len(history), window))
     ]
+    last_quarter = [h["drop_rate"] for h in history if h["step"] >= 0.75 * state["step"]]
     return {
         "drop_rate_after_warmup": float(np.mean([h["drop_rate"] for h in after])),
+        "drop_rate_last_quarter": float(np.mean(last_quarter)) if last_quarter else None,
         "drop_rate_after_warmup_p95": float(np.percentile([h["drop_rate"] for h in after], 95)),
         "warmup_steps_excluded": int(warmup_fraction * state["step"]),
         "aux_loss_final_window": over_time[-1]["aux_loss"],
@@ -127,6 +129,7 @@ def _moe_panels(routing_ax, load_ax, moe: dict) -> None:
     last = moe["expert_load"][-1]
     image = load_ax.imshow(np.array(last["share"]) * len(last["share"][0]), aspect="auto", cmap="viridis")
     load_ax.set_xlabel("expert")
+    load_ax.set_yticks(range(len(last["share"])))
     load_ax.set_ylabel("MoE layer")
     load_ax.set_title(f"expert load / even share, steps before {last['step']}")
     load_ax.figure.colorbar(image, ax=load_ax)
