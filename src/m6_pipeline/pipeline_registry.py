@@ -34,11 +34,14 @@ def _missing_upstream(stages: dict[str, Pipeline]) -> Pipeline:
 def register_pipelines() -> dict[str, Pipeline]:
     stages = {"corpus": corpus(), "tokenizer": tokenizer(), "features": features()}
     upstream = _missing_upstream(stages)
-    pretrain_base, pretrain_10b = pretrain("pretrain_base"), pretrain("pretrain_10b")
+    pretrain_base, pretrain_100b = pretrain("pretrain_base"), pretrain("pretrain_100b")
     return {
         **stages,
         "pretrain_base": upstream + pretrain_base,
-        "pretrain_10b": upstream + pretrain_10b,
-        "pretrain_100b": upstream + pretrain("pretrain_100b"),
-        "__default__": stages["corpus"] + stages["tokenizer"] + stages["features"] + pretrain_base,
+        "pretrain_10b": upstream + pretrain("pretrain_10b"),
+        "pretrain_100b": upstream + pretrain_100b,
+        # every stage once at laptop scale: dense and MoE pretraining (10B is the dense stage at
+        # another size; it runs by name)
+        "__default__": stages["corpus"] + stages["tokenizer"] + stages["features"] + pretrain_base
+        + pretrain_100b,
     }
