@@ -111,7 +111,8 @@ def train_loop_per_worker(job_dict: dict) -> None:
     local_experts = groups is not None and job.plugin.name == "torch_ddp"  # our grads, clipping, IO
     if local_experts:
         ep.exclude_from_ddp(model, experts)
-    dense = [p for p in model.parameters() if all(p is not e for e in experts)]
+    expert_ids = {id(p) for p in experts}
+    dense = [p for p in model.parameters() if id(p) not in expert_ids]
     adamw = {
         "lr": job.optimizer.lr,
         "betas": job.optimizer.betas,
