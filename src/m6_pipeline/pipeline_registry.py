@@ -12,14 +12,18 @@ from kedro.pipeline import Pipeline
 
 from pipelines.corpus.pipeline import create_pipeline as corpus
 from pipelines.features.pipeline import create_pipeline as features
+from pipelines.finetune_t2i.pipeline import create_pipeline as finetune_t2i
 from pipelines.pretrain.pipeline import create_pipeline as pretrain
 from pipelines.tokenizer.pipeline import create_pipeline as tokenizer
+from pipelines.vqgan.pipeline import create_pipeline as vqgan
 
 # the files whose presence means a stage's outputs exist (written last by each stage)
 STAGE_OUTPUTS = {
     "corpus": ["data/08_reporting/corpus_report.json"],
     "tokenizer": ["data/04_feature/tokenizer/tokenizer.json"],
     "features": ["data/04_feature/patch_features/_manifest.json"],
+    "vqgan": ["data/04_feature/image_codes/_manifest.json"],
+    "pretrain_base": ["data/06_models/pretrain_base/model_card.json"],
 }
 
 
@@ -34,14 +38,18 @@ def _missing_upstream(stages: dict[str, Pipeline]) -> Pipeline:
 def register_pipelines() -> dict[str, Pipeline]:
     stages = {"corpus": corpus(), "tokenizer": tokenizer(), "features": features()}
     upstream = _missing_upstream(stages)
+    image_codes = _missing_upstream({"corpus": stages["corpus"]}) + vqgan()
     pretrain_base, pretrain_100b = pretrain("pretrain_base"), pretrain("pretrain_100b")
+    t2i_upstream = _missing_upstream({**stages, "pretrain_base": pretrain_base, "vqgan": vqgan()})
     return {
         **stages,
+        "vqgan": image_codes,
         "pretrain_base": upstream + pretrain_base,
         "pretrain_10b": upstream + pretrain("pretrain_10b"),
         "pretrain_100b": upstream + pretrain_100b,
+        "finetune_t2i": t2i_upstream + finetune_t2i(),
         # every stage once at laptop scale: dense and MoE pretraining (10B is the dense stage at
-        # another size; it runs by name)
+        # another size; it runs by name), the VQGAN and text-to-image
         "__default__": stages["corpus"] + stages["tokenizer"] + stages["features"] + pretrain_base
-        + pretrain_100b,
+        + pretrain_100b + vqgan() + finetune_t2i(),
     }

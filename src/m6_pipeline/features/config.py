@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from m6_pipeline.torch_threads import intra_op_threads
 
 RESNET50_FEATURES = 2048  # width of ResNet-50's pooled features, before fc
 
@@ -60,18 +60,9 @@ class FeaturesConfig(_Frozen):
     )
     autoencoder: AutoencoderTraining = AutoencoderTraining()
 
-    @contextmanager
-    def threads(self) -> Iterator[None]:
-        """Run the block with `torch_threads` intra-op threads, then restore the setting."""
-        import torch
-
-        before = torch.get_num_threads()
-        if self.torch_threads:
-            torch.set_num_threads(self.torch_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+    def threads(self):
+        """Run a block with `torch_threads` intra-op threads, then restore the setting."""
+        return intra_op_threads(self.torch_threads)
 
     @property
     def patch_size(self) -> int:

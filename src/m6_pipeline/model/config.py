@@ -36,6 +36,12 @@ class M6Config(BaseModel):
     n_patches: int = Field(16, description="image patches per image (grid * grid)")
     d_patch_feature: int = Field(2048, description="patch feature width (ResNet-50: 2048)")
     n_segments: int = Field(3, description="image / masked text / target text")
+    n_image_codes: int = Field(
+        0,
+        ge=0,
+        description="VQGAN codes appended to the vocabulary for text-to-image (§4.1): code c is "
+        "token vocab_size + c, with its own embedding and output layer; 0 = none",
+    )
     dropout: float = 0.1
     layer_norm_eps: float = 1e-5
     init_std: float = 0.02
@@ -58,6 +64,11 @@ class M6Config(BaseModel):
     @property
     def ffn_width(self) -> int:
         return self.d_ff or 4 * self.d_model
+
+    @property
+    def code_offset(self) -> int:
+        """Token id of image code 0 (codes follow the word vocabulary)."""
+        return self.vocab_size
 
     @property
     def head_dim(self) -> int:

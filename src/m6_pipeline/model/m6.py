@@ -20,11 +20,14 @@ IGNORE_INDEX = -100
 
 
 class M6Embeddings(nn.Module):
-    """word | projected patch feature, plus position and segment embeddings."""
+    """word | image code | projected patch feature, plus position and segment embeddings."""
 
     def __init__(self, config: M6Config) -> None:
         super().__init__()
+        self.vocab_size = config.vocab_size
         self.word = nn.Embedding(config.vocab_size, config.d_model)
+        # text-to-image (§4.1): "code embedding" rows for ids vocab_size ... vocab_size + n - 1
+        self.code = nn.Embedding(config.n_image_codes, config.d_model) if config.n_image_codes else None
         self.position = nn.Embedding(config.max_positions, config.d_model)
         self.segment = nn.Embedding(config.n_segments, config.d_model)
         self.patch_projection = nn.Linear(config.d_patch_feature, config.d_model)
@@ -39,13 +42,21 @@ class M6Embeddings(nn.Module):
     ) -> torch.Tensor:
         """input_ids, segment_ids, position_ids: [batch, seq]; patch_features:
         [batch, n_patches, d_patch_feature] occupying the first n_patches positions."""
-        x = self.word(input_ids)
+        x = self._tokens(input_ids)
         if patch_features is not None:
             n_patches = patch_features.shape[1]
             patches = self.patch_projection(patch_features.to(x.dtype))
             x = torch.cat([patches, x[:, n_patches:]], dim=1)
         x = x + self.position(position_ids) + self.segment(segment_ids)
         return self.dropout(x)
+
+    def _tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.code is None:
+            return self.word(input_ids)
+        is_code = input_ids >= self.vocab_size
+        words = self.word(input_ids.masked_fill(is_code, 0))
+        codes = self.code((input_ids - self.vocab_size).clamp(min=0))
+        return torch.where(is_code.unsqueeze(-1), codes, words)
 
 
 class M6Model(nn.Module):
@@ -59,6 +70,10 @@ class M6Model(nn.Module):
         )
         self.last_losses: dict[str, float] = {}
         self.ln_final = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        # text-to-image: the "code output layer" (§4.1), separate from the tied word output
+        self.code_head = (
+            nn.Linear(config.d_model, config.n_image_codes, bias=False) if config.n_image_codes else None
+        )
         self.apply(self._init_weights)
         # GPT-2: residual projections scaled so the residual stream does not grow with depth
         for name, parameter in self.named_parameters():
@@ -157,10 +172,23 @@ class M6Model(nn.Module):
 
         Logits are computed only at those positions: the vocabulary projection is the largest
         matrix product of a small model, and most positions (image, prefix, padding) carry none.
+        A label >= vocab_size is an image code: its position is scored by the code output layer
+        over the codes alone (a word is never a candidate for a code position, nor the reverse).
         """
         keep = labels != IGNORE_INDEX
-        logits = hidden[keep] @ self.output_weight.to(hidden.dtype).T
-        return F.cross_entropy(logits.float(), labels[keep])
+        hidden, labels = hidden[keep], labels[keep]
+        if self.code_head is None:
+            logits = hidden @ self.output_weight.to(hidden.dtype).T
+            return F.cross_entropy(logits.float(), labels)
+        is_code = labels >= self.config.code_offset
+        total = hidden.new_zeros((), dtype=torch.float32)
+        if bool(is_code.any()):
+            logits = self.code_head(hidden[is_code]).float()
+            total = total + F.cross_entropy(logits, labels[is_code] - self.config.code_offset, reduction="sum")
+        if bool((~is_code).any()):
+            logits = (hidden[~is_code] @ self.output_weight.to(hidden.dtype).T).float()
+            total = total + F.cross_entropy(logits, labels[~is_code], reduction="sum")
+        return total / max(int(labels.numel()), 1)
 
     def step(
         self,
@@ -170,15 +198,21 @@ class M6Model(nn.Module):
         mask: torch.Tensor,
         caches: list[KVCache] | None,
         patch_features: torch.Tensor | None = None,
+        head: str = "word",
     ) -> tuple[torch.Tensor, list[KVCache]]:
         """One incremental pass for generation: logits [batch, seq, vocab] of the new positions
-        and the per-layer caches extended by them."""
+        (head="code": [batch, seq, n_image_codes] from the code output layer) and the per-layer
+        caches extended by them."""
         x = self.embeddings(input_ids, segment_ids, position_ids, patch_features)
         new_caches = []
         for i, block in enumerate(self.blocks):
             x, cache = block(x, mask, caches[i] if caches is not None else None)
             new_caches.append(cache)
         hidden = self.ln_final(x)
+        if head == "code":
+            if self.code_head is None:
+                raise ValueError("this M6 has no image codes (config.n_image_codes = 0)")
+            return self.code_head(hidden), new_caches
         return hidden @ self.output_weight.to(hidden.dtype).T, new_caches
 
 

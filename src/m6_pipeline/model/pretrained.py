@@ -26,8 +26,12 @@ def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: Pa
     return card
 
 
-def load_pretrained(model_dir: Path) -> tuple[M6Model, dict]:
-    """The model in eval mode and its card. A missing directory says which pipeline makes it."""
+def load_pretrained(model_dir: Path, **config_updates: object) -> tuple[M6Model, dict]:
+    """The model in eval mode and its card. A missing directory says which pipeline makes it.
+
+    `config_updates` adapt the architecture for finetuning (e.g. `n_image_codes=512` adds the
+    code embedding and output layer of text-to-image, `dropout=0.1`): every pretrained weight
+    must load, and only the parameters the updates add may stay at their initialisation."""
     model_dir = Path(model_dir)
     if not (model_dir / WEIGHTS).exists():
         raise FileNotFoundError(
@@ -35,7 +39,15 @@ def load_pretrained(model_dir: Path) -> tuple[M6Model, dict]:
             "(or pretrain_10b / pretrain_100b) first"
         )
     config = M6Config.model_validate_json((model_dir / CONFIG).read_text())
+    config = config.model_copy(update=config_updates) if config_updates else config
+    config = M6Config.model_validate(config.model_dump())  # re-validate the updated fields
     model = M6Model(config)
-    load_model(model, str(model_dir / WEIGHTS))
+    missing, unexpected = load_model(model, str(model_dir / WEIGHTS), strict=False)
+    added = {"embeddings.code.weight", "code_head.weight"}
+    if unexpected or set(missing) - added:
+        raise ValueError(
+            f"{model_dir / WEIGHTS} does not fit the model of {model_dir / CONFIG} with "
+            f"{config_updates}: missing {sorted(set(missing) - added)}, unexpected {sorted(unexpected)}"
+        )
     card = json.loads((model_dir / CARD).read_text())
     return model.eval(), card

@@ -1,0 +1,140 @@
+"""Nodes of the `finetune_t2i` pipeline (§4.1, second stage): finetune the pretrained M6 on
+(text, image codes), train the attribute classifier that judges generated images, generate and
+evaluate. Thin wrappers from parameters and catalog entries to m6_pipeline.tasks.t2i."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
+from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.tasks.t2i import report
+from m6_pipeline.tasks.t2i.attributes import stated_attributes
+from m6_pipeline.tasks.t2i.classifier import accuracy, predict, train_classifier
+from m6_pipeline.tasks.t2i.config import T2IJob
+from m6_pipeline.tasks.t2i.data import T2ISplit, load_code_records, split_records
+from m6_pipeline.tasks.t2i.evaluate import evaluate_generation, generate_images
+from m6_pipeline.tasks.t2i.train import T2ITrainer
+from m6_pipeline.tokenization.wordpiece import special_ids
+from m6_pipeline.vqgan import load_vqgan
+from m6_pipeline.vqgan.images import load_images_by_id
+
+log = logging.getLogger(__name__)
+
+
+def _special(tokenizer: Tokenizer) -> SpecialTokens:
+    ids = special_ids(tokenizer)
+    return SpecialTokens(pad=ids.pad, sep=ids.sep, mask=ids.mask, bos=ids.bos, eos=ids.eos)
+
+
+def parse_job(finetune_t2i: dict, pretrain_model_card: dict) -> T2IJob:
+    """The typed job; the pretrained model is the card's unless `pretrained_dir` names another
+    (e.g. the MoE model of pretrain_100b)."""
+    job = T2IJob.model_validate(finetune_t2i)
+    if job.pretrained_dir is None:
+        job = job.model_copy(update={"pretrained_dir": Path(pretrain_model_card["model_dir"])})
+    return job
+
+
+def _split(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict) -> T2ISplit:
+    records = load_code_records(image_codes_manifest["codes_dir"], tokenizer, job.data.max_prompt_tokens)
+    return split_records(records, job.data)
+
+
+def finetune(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict) -> tuple[dict, dict]:
+    """Finetune every weight of the pretrained M6 with the code embedding and output layer added."""
+    split = _split(job, tokenizer, image_codes_manifest)
+    log.info("finetune_t2i: %s pairs (train / held-out / unseen combination)", split.counts())
+    with job.threads():
+        torch.manual_seed(job.training.seed)
+        model, pretrained_card = load_pretrained(
+            job.pretrained_dir, n_image_codes=image_codes_manifest["codebook_size"], dropout=job.training.dropout
+        )
+        special = _special(tokenizer)
+        started = time.perf_counter()
+        training = T2ITrainer(job, model, special).fit(
+            split.train, split.held_out[:256], job.checkpoint_dir
+        )
+    model.config = model.config.model_copy(update={"dropout": 0.0})  # generation runs without it
+    card = _export(model, job, pretrained_card, image_codes_manifest)
+    training.update(seconds=time.perf_counter() - started, split=split.counts())
+    return card, training
+
+
+def _export(model, job: T2IJob, pretrained_card: dict, image_codes_manifest: dict) -> dict:
+    from safetensors.torch import save_model
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    weights = job.out_dir / "finetuned.safetensors"
+    save_model(model, str(weights))
+    card = {
+        "task": "text_to_image",
+        "pretrained_from": str(job.pretrained_dir),
+        "pretraining_run": pretrained_card.get("run"),
+        "tokenizer": pretrained_card.get("tokenizer"),
+        "special_tokens": pretrained_card.get("special_tokens"),
+        "n_codes": image_codes_manifest["n_codes"],
+        "codebook_size": image_codes_manifest["codebook_size"],
+    }
+    card = export_pretrained(weights, model.config, card, job.out_dir)
+    weights.unlink()
+    return card
+
+
+def train_attribute_classifier(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqgan_card: dict):
+    """The judge: a CNN trained on the real training images whose text states its attributes."""
+    split = _split(job, tokenizer, image_codes_manifest)
+    labelled = [r for r in split.train if r.attributes is not None]
+    images = load_images_by_id(Path(vqgan_card["pairs_dir"]), [r.id for r in labelled], vqgan_card["resolution"])
+    with job.threads():
+        classifier = train_classifier(
+            images, [r.attributes for r in labelled], job.evaluation.classifier_epochs,
+            job.evaluation.classifier_width, seed=job.training.seed,
+        )
+    held = [r for r in split.held_out if r.attributes is not None]
+    held_images = load_images_by_id(Path(vqgan_card["pairs_dir"]), [r.id for r in held], vqgan_card["resolution"])
+    pred, _ = predict(classifier, held_images)
+    record = {"n_train_images": len(images), "held_out_accuracy": accuracy(pred, [r.attributes for r in held])}
+    log.info("attribute classifier: held-out real-image accuracy %s", record["held_out_accuracy"])
+    return classifier, record
+
+
+def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqgan_card: dict,
+             t2i_card: dict, attribute_classifier, t2i_training: dict):
+    split = _split(job, tokenizer, image_codes_manifest)
+    special = _special(tokenizer)
+    model, _ = load_pretrained(Path(t2i_card["model_dir"]))
+    vqgan = load_vqgan(Path(vqgan_card["model_dir"]))
+    held = [r for r in split.held_out if r.attributes is not None][: job.evaluation.n_prompts]
+    unseen = [r for r in split.unseen_combination if r.attributes is not None][: job.evaluation.n_prompts]
+    real = load_images_by_id(Path(vqgan_card["pairs_dir"]), [r.id for r in held], vqgan_card["resolution"])
+    variants = {"paper_top_k": job.sampling, **job.variants}
+    with job.threads():
+        metrics = evaluate_generation(
+            model, vqgan, attribute_classifier, special, held, real, unseen, variants, job.training.seed
+        )
+        figure_prompts = job.evaluation.figure_prompts
+        encoded = [e.ids[: job.data.max_prompt_tokens] for e in tokenizer.encode_batch(figure_prompts, add_special_tokens=False)]
+        grid_sampling = job.sampling.model_copy(update={"rerank": False})
+        images, _ = generate_images(model, vqgan, encoded, special, grid_sampling, job.training.seed + 2)
+    headline = metrics["variants"]["paper_top_k"]["attribute_accuracy"]
+    metrics = {
+        "attribute_accuracy": {"colour": headline["colour"], "category": headline["category"],
+                               "pattern": headline["pattern"]},
+        "chance": metrics["chance"],
+        "val_code_loss": t2i_training["validation"][-1]["val_code_loss"],
+        "uniform_code_loss": t2i_training["uniform_code_loss"],
+        "fid": None,
+        "fid_note": "needs a local Inception weights file (evaluation.inception_weights); the "
+                    "classifier Fréchet distance below is measured in the attribute classifier's features",
+        "figure_prompts": [{"prompt": p, "stated": stated_attributes(p)} for p in figure_prompts],
+        **metrics,
+    }
+    title = f"M6 text-to-image, {images.shape[1]} samples per prompt (top-k {job.sampling.top_k})"
+    return metrics, report.prompt_grid(figure_prompts, images, title), report.finetune_curve(t2i_training)
