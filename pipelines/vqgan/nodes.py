@@ -15,7 +15,6 @@ from m6_pipeline.vqgan.report import reconstruction_grid, training_curves
 from m6_pipeline.vqgan.train import VQGANTrainer, reconstruction_quality
 
 log = logging.getLogger(__name__)
-MODEL_DIR = Path("data/06_models/vqgan/model")
 
 
 def parse_job(vqgan: dict) -> VQGANJob:
@@ -40,7 +39,7 @@ def train_vqgan(job: VQGANJob, corpus_report: dict) -> tuple[dict, dict]:
         trainer = VQGANTrainer(job)
         history = trainer.fit(train, job.checkpoint_dir)
         quality = reconstruction_quality(trainer.model, holdout)
-    card = save_vqgan(trainer.model, MODEL_DIR)
+    card = save_vqgan(trainer.model, job.model_dir)
     record = {
         "n_train_images": len(train),
         "n_holdout_images": len(holdout),

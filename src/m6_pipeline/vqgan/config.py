@@ -88,6 +88,7 @@ class VQGANJob(_Frozen):
     pairs_dir: Path = Field(Path("data/03_primary/pairs"), description="clean pairs Parquet")
     codes_dir: Path = Field(Path("data/04_feature/image_codes"), description="codes Parquet")
     checkpoint_dir: Path = Field(Path("data/06_models/vqgan/checkpoint"))
+    model_dir: Path = Field(Path("data/06_models/vqgan/model"), description="the trained model")
     model: VQGANConfig = VQGANConfig()
     loss: LossConfig = LossConfig()
     training: VQGANTraining = VQGANTraining()

@@ -37,12 +37,13 @@ def load_pair_images(
                 failed.append(record_id)
         if len(train) >= max_train and len(holdout) >= max_holdout:
             break
-    if not train or not holdout:
+    if (max_train and not train) or (max_holdout and not holdout):
         raise ValueError(
             f"vqgan: {len(train)} training and {len(holdout)} held-out images under {pairs_dir}; "
             "run the corpus stage (`kedro run --pipeline=corpus`) or lower holdout_fraction"
         )
-    return np.stack(train), np.stack(holdout), failed
+    empty = np.zeros((0, resolution, resolution, 3), dtype=np.uint8)
+    return (np.stack(train) if train else empty), (np.stack(holdout) if holdout else empty), failed
 
 
 def to_model_range(images: np.ndarray | torch.Tensor) -> torch.Tensor:

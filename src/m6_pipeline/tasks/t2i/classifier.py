@@ -7,6 +7,7 @@ is, not FID)."""
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import torch
@@ -106,5 +107,10 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to feature sets a [n, d] and b [m, d]."""
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    with warnings.catch_warnings():  # near-singular on small sets: handled below as pytorch-fid does
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+        if not np.isfinite(root).all():
+            offset = np.eye(len(cov_a)) * 1e-6
+            root, _ = linalg.sqrtm((cov_a + offset) @ (cov_b + offset), disp=False)
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root.real))

@@ -113,7 +113,7 @@ class T2ITrainer:
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
-            window_loss, n = window_loss + float(loss), n + 1
+            window_loss, n = window_loss + float(loss.detach()), n + 1
             bar.update(1)
             if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
                 elapsed = time.perf_counter() - started
