@@ -56,6 +56,13 @@ def finetune(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict) -> t
         model, pretrained_card = load_pretrained(
             job.pretrained_dir, n_image_codes=image_codes_manifest["codebook_size"], dropout=job.training.dropout
         )
+        last = job.data.target_start + image_codes_manifest["n_codes"]
+        if last >= model.config.max_positions:
+            raise ValueError(
+                f"prompt ({job.data.max_prompt_tokens} tokens) + [SEP] + [BOS] + {image_codes_manifest['n_codes']} "
+                f"codes need position {last}; the pretrained model has max_positions="
+                f"{model.config.max_positions}: lower data.max_prompt_tokens"
+            )
         special = _special(tokenizer)
         started = time.perf_counter()
         training = T2ITrainer(job, model, special).fit(
@@ -80,6 +87,8 @@ def _export(model, job: T2IJob, pretrained_card: dict, image_codes_manifest: dic
         "tokenizer": pretrained_card.get("tokenizer"),
         "special_tokens": pretrained_card.get("special_tokens"),
         "n_codes": image_codes_manifest["n_codes"],
+        "max_prompt_tokens": job.data.max_prompt_tokens,
+        "target_start": job.data.target_start,
         "codebook_size": image_codes_manifest["codebook_size"],
     }
     card = export_pretrained(weights, model.config, card, job.out_dir)
@@ -117,12 +126,15 @@ def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqga
     variants = {"paper_top_k": job.sampling, **job.variants}
     with job.threads():
         metrics = evaluate_generation(
-            model, vqgan, attribute_classifier, special, held, real, unseen, variants, job.training.seed
+            model, vqgan, attribute_classifier, special, held, real, unseen, variants, job.training.seed,
+            job.data.target_start,
         )
         figure_prompts = job.evaluation.figure_prompts
         encoded = [e.ids[: job.data.max_prompt_tokens] for e in tokenizer.encode_batch(figure_prompts, add_special_tokens=False)]
         grid_sampling = job.sampling.model_copy(update={"rerank": False})
-        images, _ = generate_images(model, vqgan, encoded, special, grid_sampling, job.training.seed + 2)
+        images, _ = generate_images(
+            model, vqgan, encoded, special, grid_sampling, job.training.seed + 2, job.data.target_start
+        )
     headline = metrics["variants"]["paper_top_k"]["attribute_accuracy"]
     metrics = {
         "attribute_accuracy": {"colour": headline["colour"], "category": headline["category"],

@@ -109,14 +109,25 @@ def test_a_checkpoint_that_does_not_fit_is_refused(tmp_path):
 
 def test_training_batches_depend_on_seed_and_step_only_and_dropout_empties_prompts():
     data = records()
-    a = training_batch(data, 3, 8, 0, 0.5, SPECIAL, 40)
-    b = training_batch(data, 3, 8, 0, 0.5, SPECIAL, 40)
-    c = training_batch(data, 4, 8, 0, 0.5, SPECIAL, 40)
+    a = training_batch(data, 3, 8, 0, 0.5, SPECIAL, 40, 8)
+    b = training_batch(data, 3, 8, 0, 0.5, SPECIAL, 40, 8)
+    c = training_batch(data, 4, 8, 0, 0.5, SPECIAL, 40, 8)
     assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a["input_ids"], c["input_ids"])
-    all_dropped = training_batch(data, 0, 8, 0, 0.999, SPECIAL, 40)
+    all_dropped = training_batch(data, 0, 8, 0, 0.999, SPECIAL, 40, 8)
     assert (all_dropped["prefix_lengths"] == 1).all()  # [SEP] alone
-    none_dropped = training_batch(data, 0, 8, 0, 0.0, SPECIAL, 40)
+    none_dropped = training_batch(data, 0, 8, 0, 0.0, SPECIAL, 40, 8)
     assert (none_dropped["prefix_lengths"] == 3).all()
+    # [BOS] and the codes sit at the same positions with and without a prompt
+    for batch in (all_dropped, none_dropped):
+        for row in range(8):
+            start = int(batch["prefix_lengths"][row])
+            assert batch["position_ids"][row, start:].tolist() == list(range(8, 8 + GRID_CODES + 1))
+
+
+def test_a_prompt_longer_than_its_budget_is_refused():
+    long = [T2IRecord("x", "t", list(range(10, 30)), np.zeros(GRID_CODES, np.uint16), None)]
+    with pytest.raises(ValueError, match="max_prompt_tokens"):
+        training_batch(long, 0, 1, 0, 0.0, SPECIAL, 40, 8)
 
 
 def test_sampling_is_deterministic_under_a_seed_and_the_cache_changes_nothing():
@@ -134,9 +145,36 @@ def test_sampling_is_deterministic_under_a_seed_and_the_cache_changes_nothing():
     assert torch.equal(first, run(1))
     assert not torch.equal(first, run(2))
     greedy = T2ISampling(top_k=1, samples_per_prompt=1)
-    cached = generate_codes(model, prompts, GRID_CODES, SPECIAL, greedy, use_cache=True).codes
-    recomputed = generate_codes(model, prompts, GRID_CODES, SPECIAL, greedy, use_cache=False).codes
-    assert torch.equal(cached, recomputed)
+    for target_start in (None, 6):
+        cached = generate_codes(model, prompts, GRID_CODES, SPECIAL, greedy, use_cache=True,
+                                target_start=target_start).codes
+        recomputed = generate_codes(model, prompts, GRID_CODES, SPECIAL, greedy, use_cache=False,
+                                    target_start=target_start).codes
+        assert torch.equal(cached, recomputed)
+
+
+def test_generation_sees_the_positions_that_training_used():
+    """Teacher-forced code logits of a training batch equal the logits decoding produces."""
+    torch.manual_seed(0)
+    model = M6Model(tiny(n_image_codes=N_CODES)).eval()
+    record = records(1)[0]
+    from m6_pipeline.tasks.t2i.data import t2i_batch
+
+    batch = t2i_batch([t2i_example(record.prompt_ids, record.codes, SPECIAL, 40)], SPECIAL.pad, 8)
+    batch.pop("labels")
+    hidden = model(**batch)
+    start = int(batch["prefix_lengths"][0])
+    forced = model.code_head(hidden[0, start : start + GRID_CODES])
+    from m6_pipeline.model.generation import decode_step, encode_prefix
+    from m6_pipeline.tasks.t2i.generate import prefix_batch
+
+    ids, segments, lengths = prefix_batch([record.prompt_ids], SPECIAL)
+    with torch.no_grad():
+        logits, state = encode_prefix(model, ids, segments, lengths, SPECIAL.bos, head="code", target_start=8)
+        decoded = [logits]
+        for code in record.codes[:-1]:
+            decoded.append(decode_step(model, torch.tensor([int(code) + 40]), state))
+    assert torch.allclose(torch.cat(decoded), forced, atol=1e-4)
 
 
 def test_guidance_scale_zero_samples_the_unconditional_model():
@@ -217,9 +255,9 @@ def test_finetuning_learns_the_codes_of_each_prompt_and_resumes_exactly(tmp_path
         return T2ITrainer(job, M6Model(tiny(n_image_codes=N_CODES)), SPECIAL)
 
     full = trainer(_job())
-    before = code_loss(full.model, data[:16], SPECIAL, "fp32")
+    before = code_loss(full.model, data[:16], SPECIAL, "fp32", _job().data.target_start)
     result = full.fit(data, data[:16])
-    after = code_loss(full.model, data[:16], SPECIAL, "fp32")
+    after = code_loss(full.model, data[:16], SPECIAL, "fp32", _job().data.target_start)
     assert after < 0.5 * before, (before, after)
     assert result["validation"][-1]["val_code_loss"] == pytest.approx(after, rel=1e-5)
 

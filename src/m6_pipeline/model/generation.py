@@ -116,7 +116,7 @@ def generate(
 class DecodingState:
     """What a cached decoder carries between steps."""
 
-    prefix_lengths: torch.Tensor  # [batch]
+    target_start: torch.Tensor  # [batch] position of [BOS]
     key_valid: torch.Tensor  # [batch, cache_len] bool: real (not padding) cached keys
     caches: list
     head: str
@@ -131,9 +131,11 @@ def encode_prefix(
     bos_id: int,
     patch_features: torch.Tensor | None = None,
     head: str = "word",
+    target_start: int | None = None,
 ) -> tuple[torch.Tensor, DecodingState]:
-    """Encode [prefix | BOS] once (BOS sits at position prefix_lengths[b] of every example):
-    the logits [batch, vocab] of the first target token and the state for `decode_step`."""
+    """Encode [prefix | BOS] once (BOS sits at position prefix_lengths[b] of every example, or
+    at `target_start` for all): the logits [batch, vocab] of the first target token and the
+    state for `decode_step`."""
     batch, prefix_len = input_ids.shape
     device = input_ids.device
     bos = torch.full((batch, 1), bos_id, dtype=torch.long, device=device)
@@ -141,13 +143,14 @@ def encode_prefix(
     ids = torch.cat([input_ids, bos], dim=1)
     segments = torch.cat([segment_ids, target_segment], dim=1)
     positions = torch.arange(prefix_len + 1, device=device).expand(batch, -1).clone()
-    positions[:, -1] = prefix_lengths
+    start = prefix_lengths if target_start is None else torch.full_like(prefix_lengths, target_start)
+    positions[:, -1] = start
     key_valid = torch.arange(prefix_len + 1, device=device)[None] < prefix_lengths[:, None]
     key_valid[:, -1] = True
     mask = prefix_lm_mask(prefix_lengths, torch.full_like(prefix_lengths, prefix_len + 1), prefix_len + 1)
     mask = mask & key_valid[:, None, None, :] | torch.eye(prefix_len + 1, dtype=torch.bool, device=device)
     logits, caches = model.step(ids, segments, positions, mask, None, patch_features, head=head)
-    return logits[:, -1], DecodingState(prefix_lengths, key_valid, caches, head)
+    return logits[:, -1], DecodingState(start, key_valid, caches, head)
 
 
 def decode_step(model: M6Model, token: torch.Tensor, state: DecodingState) -> torch.Tensor:
@@ -157,7 +160,7 @@ def decode_step(model: M6Model, token: torch.Tensor, state: DecodingState) -> to
     state.key_valid = torch.cat(
         [state.key_valid, torch.ones(batch, 1, dtype=torch.bool, device=token.device)], dim=1
     )
-    position = (state.prefix_lengths + 1 + state.n_generated)[:, None]
+    position = (state.target_start + 1 + state.n_generated)[:, None]
     segment = torch.full((batch, 1), TARGET_TEXT, dtype=torch.long, device=token.device)
     logits, state.caches = model.step(
         token[:, None], segment, position, cached_step_mask(state.key_valid), state.caches,
@@ -175,15 +178,18 @@ def full_sequence_logits(
     generated: torch.Tensor,
     patch_features: torch.Tensor | None = None,
     head: str = "word",
+    target_start: int | None = None,
 ) -> torch.Tensor:
-    """Without a cache: re-encode [prefix | generated] (generated starts with [BOS]) and return
-    the logits [batch, vocab] after its last token."""
+    """Without a cache: re-encode [prefix | generated] (generated starts with [BOS], at
+    position prefix_lengths[b] or `target_start`) and return the logits [batch, vocab] after
+    its last token."""
     batch, prefix_len = input_ids.shape
     seq = torch.cat([input_ids, generated], dim=1)
     total = seq.shape[1]
     segments = torch.cat([segment_ids, torch.full_like(generated, TARGET_TEXT)], dim=1)
     positions = torch.arange(total).expand(batch, -1).clone()
-    positions[:, prefix_len:] = prefix_lengths[:, None] + torch.arange(generated.shape[1])
+    start = prefix_lengths if target_start is None else torch.full_like(prefix_lengths, target_start)
+    positions[:, prefix_len:] = start[:, None] + torch.arange(generated.shape[1])
     key_valid = torch.arange(total)[None] < prefix_lengths[:, None]
     key_valid[:, prefix_len:] = True
     mask = prefix_lm_mask(prefix_lengths, torch.full_like(prefix_lengths, total), total)

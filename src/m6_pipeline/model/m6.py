@@ -124,11 +124,14 @@ class M6Model(nn.Module):
         lengths: torch.Tensor,
         patch_features: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden states [batch, seq, d_model] of a right-padded batch (see `prefix_lm_mask`),
         or, given labels [batch, seq], the mean next-token loss (nats) over labelled positions,
         plus in training the MoE router losses (`last_losses` keeps the parts).
-        Computing the loss inside forward lets DDP see every parameter the loss touches."""
+        Computing the loss inside forward lets DDP see every parameter the loss touches.
+        position_ids [batch, seq] default to 0..seq-1 (text-to-image pins the image codes to
+        the same positions whatever the prompt's length)."""
         seq_len = input_ids.shape[1]
         if seq_len > self.config.max_positions:
             raise ValueError(
@@ -136,7 +139,9 @@ class M6Model(nn.Module):
                 f"{self.config.max_positions}; lower the data's max lengths or raise max_positions"
             )
         positions = torch.arange(seq_len, device=input_ids.device).expand_as(input_ids)
-        x = self.embeddings(input_ids, segment_ids, positions, patch_features)
+        x = self.embeddings(
+            input_ids, segment_ids, positions if position_ids is None else position_ids, patch_features
+        )
         mask = additive_mask(prefix_lm_mask(prefix_lengths, lengths, seq_len), self._compute_dtype(x))
         tokens = positions < lengths.unsqueeze(1) if self.config.moe is not None else None
         for block in self.blocks:

@@ -26,6 +26,13 @@ class T2IData(_Frozen):
         "model that classifier-free guidance and the reranker need",
     )
 
+    @property
+    def target_start(self) -> int:
+        """Position of [BOS]: after the longest prompt and its [SEP], so that code t always sits
+        at position target_start + 1 + t whatever the prompt's length (DALL-E likewise gives
+        image tokens positions of their own)."""
+        return self.max_prompt_tokens + 1
+
 
 class T2ITraining(_Frozen):
     steps: int = Field(3000, ge=1)

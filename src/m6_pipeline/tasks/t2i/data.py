@@ -3,7 +3,9 @@ are the causal target. A sequence is
 
     [prompt tokens] [SEP] | [BOS] code_1 ... code_n
 
-with code c fed as token `code_offset + c`; the loss falls on the n codes only. Records come
+with code c fed as token `code_offset + c`; the loss falls on the n codes only. [BOS] and the
+codes take the positions target_start, target_start + 1, ... whatever the prompt's length, so a
+short prompt does not shift the image grid against what training taught. Records come
 from the codes Parquet of the `vqgan` pipeline; held-out pairs (by id hash) and the attribute
 combinations kept out of training are what the evaluation draws its prompts from."""
 
@@ -92,6 +94,25 @@ def t2i_example(
     return Example(prefix_text=[*prompt_ids, special.sep], target=target, patch_features=None)
 
 
+def t2i_batch(examples: list[Example], pad_id: int, target_start: int) -> dict[str, torch.Tensor]:
+    """Collated examples with `position_ids` that pin [BOS] to `target_start` (padding after a
+    sequence takes position 0: it is masked anyway)."""
+    batch = collate(examples, pad_id)
+    seq_len = batch["input_ids"].shape[1]
+    positions = torch.arange(seq_len).expand(len(examples), -1).clone()
+    lengths = batch["lengths"].tolist()
+    for row, prefix_length in enumerate(batch["prefix_lengths"].tolist()):
+        if prefix_length > target_start:
+            raise ValueError(
+                f"a prompt of {prefix_length - 1} tokens does not fit before position {target_start}; "
+                "truncate prompts to data.max_prompt_tokens"
+            )
+        positions[row, prefix_length:] = target_start + torch.arange(seq_len - prefix_length)
+        positions[row, lengths[row]:] = 0
+    batch["position_ids"] = positions
+    return batch
+
+
 def training_batch(
     records: list[T2IRecord],
     step: int,
@@ -100,6 +121,7 @@ def training_batch(
     prompt_dropout: float,
     special: SpecialTokens,
     code_offset: int,
+    target_start: int,
 ) -> dict[str, torch.Tensor]:
     """The batch of `step`: a function of (seed, step) alone, so a resumed run sees the same
     batches. A `prompt_dropout` share of prompts is emptied (the unconditional model)."""
@@ -110,4 +132,4 @@ def training_batch(
         t2i_example([] if drop else records[i].prompt_ids, records[i].codes, special, code_offset)
         for i, drop in zip(picks, dropped)
     ]
-    return collate(examples, special.pad)
+    return t2i_batch(examples, special.pad, target_start)

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 @torch.no_grad()
 def generate_images(
     model: M6Model, vqgan: VQGAN, prompts: list[list[int]], special: SpecialTokens,
-    sampling: T2ISampling, seed: int, chunk: int = 32,
+    sampling: T2ISampling, seed: int, target_start: int, chunk: int = 32,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 [n_prompts, samples, r, r, 3], codes [n_prompts, samples, n_codes]) for
     `prompts`; with reranking, samples = 1 (the chosen one)."""
@@ -37,7 +37,8 @@ def generate_images(
     images, codes = [], []
     for start in range(0, len(prompts), chunk):
         generated = generate_codes(
-            model, prompts[start : start + chunk], vqgan.config.n_codes, special, sampling, generator
+            model, prompts[start : start + chunk], vqgan.config.n_codes, special, sampling, generator,
+            target_start=target_start,
         )
         shown = final_codes(generated)
         n, k, _ = shown.shape
@@ -70,6 +71,7 @@ def evaluate_generation(
     unseen: list[T2IRecord],
     variants: dict[str, T2ISampling],
     seed: int,
+    target_start: int,
 ) -> dict:
     """Metrics for `records` (held-out prompts with stated attributes) and their real images
     uint8 [n, r, r, 3], and for the prompts of the unseen attribute combination."""
@@ -92,7 +94,7 @@ def evaluate_generation(
         "variants": {},
     }
     for name, sampling in variants.items():
-        images, codes = generate_images(model, vqgan, prompts, special, sampling, seed)
+        images, codes = generate_images(model, vqgan, prompts, special, sampling, seed, target_start)
         k = images.shape[1]
         flat = images.reshape(-1, *images.shape[2:])
         pred, features = predict(classifier, flat)
@@ -104,7 +106,9 @@ def evaluate_generation(
             "classifier_frechet_distance": frechet_distance(real_features, features),
         }
         if unseen:
-            u_images, _ = generate_images(model, vqgan, [r.prompt_ids for r in unseen], special, sampling, seed + 1)
+            u_images, _ = generate_images(
+                model, vqgan, [r.prompt_ids for r in unseen], special, sampling, seed + 1, target_start
+            )
             u_pred, _ = predict(classifier, u_images.reshape(-1, *u_images.shape[2:]))
             result["unseen_combination_accuracy"] = accuracy(
                 u_pred, [r.attributes for r in unseen for _ in range(u_images.shape[1])]

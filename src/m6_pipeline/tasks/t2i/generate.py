@@ -50,15 +50,23 @@ def generate_codes(
     sampling: T2ISampling,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    target_start: int | None = None,
 ) -> GeneratedCodes:
     """`sampling.samples_per_prompt` code sequences for each prompt (token ids, no specials).
-    `use_cache=False` re-encodes the whole sequence each step (the benchmark's peer)."""
+    `target_start`: the position of [BOS] the model was finetuned with (None: right after each
+    prompt). `use_cache=False` re-encodes the whole sequence each step (the benchmark's peer)."""
     if model.code_head is None:
         raise ValueError("this M6 has no image codes: finetune it with the finetune_t2i pipeline")
-    longest = max(len(p) for p in prompts) + 2 + n_codes
-    if longest > model.config.max_positions:
+    longest_prefix = max(len(p) for p in prompts) + 1
+    if target_start is not None and longest_prefix > target_start:
         raise ValueError(
-            f"prompt + [SEP] + [BOS] + {n_codes} codes = {longest} positions exceeds the model's "
+            f"a prompt of {longest_prefix - 1} tokens does not fit before position {target_start}; "
+            "truncate prompts to the model's max_prompt_tokens"
+        )
+    last = (target_start if target_start is not None else longest_prefix) + n_codes
+    if last >= model.config.max_positions:
+        raise ValueError(
+            f"prompt + [SEP] + [BOS] + {n_codes} codes reach position {last}, beyond the model's "
             f"max_positions={model.config.max_positions}; shorten data.max_prompt_tokens"
         )
     model.eval()
@@ -72,11 +80,13 @@ def generate_codes(
 
     if use_cache:
         logits, state = encode_prefix(
-            model, input_ids, segment_ids, prefix_lengths, special.bos, head="code"
+            model, input_ids, segment_ids, prefix_lengths, special.bos, head="code", target_start=target_start
         )
     else:
         generated = torch.full((len(rows), 1), special.bos, dtype=torch.long)
-        logits = full_sequence_logits(model, input_ids, segment_ids, prefix_lengths, generated, head="code")
+        logits = full_sequence_logits(
+            model, input_ids, segment_ids, prefix_lengths, generated, head="code", target_start=target_start
+        )
     codes = torch.empty(batch, n_codes, dtype=torch.long)
     pmi = torch.zeros(batch, dtype=torch.float64)
     for t in range(n_codes):
@@ -103,7 +113,8 @@ def generate_codes(
         else:
             generated = torch.cat([generated, (fed + offset)[:, None]], dim=1)
             logits = full_sequence_logits(
-                model, input_ids, segment_ids, prefix_lengths, generated, head="code"
+                model, input_ids, segment_ids, prefix_lengths, generated, head="code",
+                target_start=target_start,
             )
     codes = codes.reshape(len(prompts), k, n_codes)
     if not guided:

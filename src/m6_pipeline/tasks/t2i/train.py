@@ -15,9 +15,9 @@ import torch
 from tqdm.auto import tqdm
 
 from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
-from m6_pipeline.pretraining.tasks import SpecialTokens, collate
+from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.t2i.config import T2IJob
-from m6_pipeline.tasks.t2i.data import T2IRecord, t2i_example, training_batch
+from m6_pipeline.tasks.t2i.data import T2IRecord, t2i_batch, t2i_example, training_batch
 from m6_pipeline.training.config import OptimizerConfig
 from m6_pipeline.training.local_state import load_state, save_state
 from m6_pipeline.training.loop import lr_lambda
@@ -32,7 +32,8 @@ def _autocast(precision: str):
 
 @torch.no_grad()
 def code_loss(
-    model: M6Model, records: list[T2IRecord], special: SpecialTokens, precision: str, batch_size: int = 64
+    model: M6Model, records: list[T2IRecord], special: SpecialTokens, precision: str, target_start: int,
+    batch_size: int = 64,
 ) -> float:
     """Mean cross entropy (nats per code) of the records' codes given their prompts."""
     was_training = model.training
@@ -40,9 +41,9 @@ def code_loss(
     total, count = 0.0, 0
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
-        batch = collate(
+        batch = t2i_batch(
             [t2i_example(r.prompt_ids, r.codes, special, model.config.code_offset) for r in chunk],
-            special.pad,
+            special.pad, target_start,
         )
         with _autocast(precision):
             loss = model(**batch)
@@ -94,7 +95,7 @@ class T2ITrainer:
         if checkpoint is not None:
             self.resume(checkpoint)
         if not self.validation:
-            self.validation.append({"step": 0, "val_code_loss": code_loss(self.model, val, self.special, self.cfg.precision)})
+            self.validation.append({"step": 0, "val_code_loss": code_loss(self.model, val, self.special, self.cfg.precision, self.job.data.target_start)})
         self.model.train()
         offset = self.model.config.code_offset
         started, window_loss, n = time.perf_counter(), 0.0, 0
@@ -102,7 +103,7 @@ class T2ITrainer:
         while self.step < self.cfg.steps:
             batch = training_batch(
                 train, self.step, self.cfg.batch_size, self.cfg.seed, self.job.data.prompt_dropout,
-                self.special, offset,
+                self.special, offset, self.job.data.target_start,
             )
             torch.manual_seed(self.cfg.seed * 1_000_003 + self.step)  # dropout masks of this step
             with _autocast(self.cfg.precision):
@@ -124,7 +125,7 @@ class T2ITrainer:
                 bar.set_postfix(loss=f"{window_loss / n:.3f}")
                 started, window_loss, n = time.perf_counter(), 0.0, 0
             if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps:
-                val_loss = code_loss(self.model, val, self.special, self.cfg.precision)
+                val_loss = code_loss(self.model, val, self.special, self.cfg.precision, self.job.data.target_start)
                 self.validation.append({"step": self.step, "val_code_loss": val_loss})
                 log.info("finetune_t2i step %d: validation code loss %.3f nats", self.step, val_loss)
             if checkpoint is not None and self.step % self.cfg.checkpoint_every == 0:
