@@ -65,7 +65,8 @@ def finetune(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict) -> t
             )
         special = _special(tokenizer)
         started = time.perf_counter()
-        training = T2ITrainer(job, model, special).fit(
+        inputs = {"image_codes": image_codes_manifest, "pretrained": str(job.pretrained_dir)}
+        training = T2ITrainer(job, model, special, inputs).fit(
             split.train, split.held_out[:256], job.checkpoint_dir
         )
     model.config = model.config.model_copy(update={"dropout": 0.0})  # generation runs without it

@@ -3,9 +3,12 @@ replaced atomically, holding model, optimiser, step, history and the RNG state."
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def save_state(path: Path, state: dict) -> None:
@@ -18,14 +21,17 @@ def save_state(path: Path, state: dict) -> None:
 
 
 def load_state(path: Path, config: dict) -> dict | None:
-    """The state at `path` (restoring torch's RNG state), or None when there is none. `config`
-    must equal the one saved with it: a checkpoint of another model is an error, not a start."""
+    """The state at `path` (restoring torch's RNG state), or None when there is none. A state
+    saved with another `config` (other model, other inputs) is never resumed: it is moved aside
+    to `<name>.stale` and the run starts over."""
     if not path.exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get("config") != config:
-        raise ValueError(
-            f"{path} was saved by a run of another configuration; delete {path.parent} to start over"
-        )
+        stale = path.with_name(path.name + ".stale")
+        path.replace(stale)
+        log.warning("%s was saved by a run of another configuration or inputs: moved to %s, "
+                    "starting over", path, stale)
+        return None
     torch.set_rng_state(state.pop("rng"))
     return state

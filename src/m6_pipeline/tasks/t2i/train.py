@@ -54,8 +54,11 @@ def code_loss(
 
 
 class T2ITrainer:
-    def __init__(self, job: T2IJob, model: M6Model, special: SpecialTokens):
+    def __init__(self, job: T2IJob, model: M6Model, special: SpecialTokens, inputs: dict | None = None):
+        """inputs: what the run was made from (codes manifest, pretrained model); a checkpoint
+        of other inputs is not resumed."""
         self.job, self.cfg, self.model, self.special = job, job.training, model, special
+        self.inputs = inputs or {}
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embeddings" not in n]
         no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embeddings" not in n)]
         self.optimizer = torch.optim.AdamW(
@@ -70,7 +73,8 @@ class T2ITrainer:
         self.step, self.history, self.validation = 0, [], []
 
     def _identity(self) -> dict:
-        return {"model": self.model.config.model_dump(mode="json"), "data": self.job.data.model_dump(mode="json")}
+        return {"model": self.model.config.model_dump(mode="json"), "data": self.job.data.model_dump(mode="json"),
+                "inputs": self.inputs}
 
     def save(self, path: Path) -> None:
         save_state(path, {
