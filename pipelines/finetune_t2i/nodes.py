@@ -128,7 +128,7 @@ def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqga
     with job.threads():
         metrics = evaluate_generation(
             model, vqgan, attribute_classifier, special, held, real, unseen, variants, job.training.seed,
-            job.data.target_start,
+            job.data.target_start, job.evaluation.inception_weights,
         )
         figure_prompts = job.evaluation.figure_prompts
         encoded = [e.ids[: job.data.max_prompt_tokens] for e in tokenizer.encode_batch(figure_prompts, add_special_tokens=False)]
@@ -143,9 +143,9 @@ def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqga
         "chance": metrics["chance"],
         "val_code_loss": t2i_training["validation"][-1]["val_code_loss"],
         "uniform_code_loss": t2i_training["uniform_code_loss"],
-        "fid": None,
-        "fid_note": "needs a local Inception weights file (evaluation.inception_weights); the "
-                    "classifier Fréchet distance below is measured in the attribute classifier's features",
+        "fid": metrics["variants"]["paper_top_k"]["fid"],
+        "fid_note": "FID needs a local Inception file (evaluation.inception_weights); "
+                    "classifier_frechet_distance is measured in the attribute classifier's features",
         "figure_prompts": [{"prompt": p, "stated": stated_attributes(p)} for p in figure_prompts],
         **metrics,
     }

@@ -282,3 +282,36 @@ def test_finetuning_learns_the_codes_of_each_prompt_and_resumes_exactly(tmp_path
     assert losses(resumed.history) == losses(full.history)
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_the_judge_blurs_some_training_images_and_keeps_their_shape():
+    from m6_pipeline.tasks.t2i.classifier import soften
+
+    x = torch.rand(64, 3, 32, 32) * 2 - 1
+    out = soften(x, torch.Generator().manual_seed(0), p=0.5)
+    changed = (out - x).flatten(1).abs().amax(1) > 1e-3
+    assert out.shape == x.shape and 10 < int(changed.sum()) < 54
+    assert torch.equal(soften(x, torch.Generator().manual_seed(0), p=0.0), x)
+    # blurring lowers high-frequency energy: neighbouring pixels grow alike
+    def roughness(t):
+        return (t[..., 1:] - t[..., :-1]).abs().mean()
+
+    assert roughness(out[changed]) < 0.8 * roughness(x[changed])
+
+
+def test_fid_reads_a_local_torchscript_inception_file(tmp_path):
+    """Stand-in network with the interface of inception-2015-12-05.pt (forward(x,
+    return_features)): identical sets score 0, shifted ones more; a missing file says what to do."""
+    from m6_pipeline.tasks.t2i.fid import fid
+
+    class Pool(torch.nn.Module):
+        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            return x.mean(dim=(2, 3)) / 255.0
+
+    torch.jit.script(Pool()).save(str(tmp_path / "inception.pt"))
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 200, (64, 8, 8, 3), dtype=np.uint8)
+    assert fid(tmp_path / "inception.pt", real, real) == pytest.approx(0.0, abs=1e-6)
+    assert fid(tmp_path / "inception.pt", real, real + 50) > 0.1
+    with pytest.raises(FileNotFoundError, match="inception-2015-12-05"):
+        fid(tmp_path / "missing.pt", real, real)

@@ -83,7 +83,7 @@ class T2IEvaluation(_Frozen):
         description="Chinese prompts of the figure grid (Figures 4-7 in spirit)",
     )
     inception_weights: Path | None = Field(
-        None, description="torch-fidelity Inception weights for FID; None: FID is not computed"
+        None, description="StyleGAN2-ADA's TorchScript inception-2015-12-05.pt for FID; None: no FID"
     )
 
 

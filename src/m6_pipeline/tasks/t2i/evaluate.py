@@ -19,6 +19,7 @@ from m6_pipeline.tasks.t2i.attributes import ATTRIBUTES
 from m6_pipeline.tasks.t2i.classifier import AttributeClassifier, accuracy, frechet_distance, predict
 from m6_pipeline.tasks.t2i.config import T2ISampling
 from m6_pipeline.tasks.t2i.data import T2IRecord
+from m6_pipeline.tasks.t2i.fid import fid
 from m6_pipeline.tasks.t2i.generate import final_codes, generate_codes
 from m6_pipeline.vqgan.images import to_uint8
 from m6_pipeline.vqgan.model import VQGAN
@@ -72,6 +73,7 @@ def evaluate_generation(
     variants: dict[str, T2ISampling],
     seed: int,
     target_start: int,
+    inception_weights=None,
 ) -> dict:
     """Metrics for `records` (held-out prompts with stated attributes) and their real images
     uint8 [n, r, r, 3], and for the prompts of the unseen attribute combination."""
@@ -104,6 +106,7 @@ def evaluate_generation(
             "attribute_accuracy": accuracy(pred, repeated),
             "diversity": diversity(images, codes),
             "classifier_frechet_distance": frechet_distance(real_features, features),
+            "fid": fid(inception_weights, real_images, flat) if inception_weights else None,
         }
         if unseen:
             u_images, _ = generate_images(
