@@ -101,6 +101,14 @@ def train_attribute_classifier(job: T2IJob, tokenizer: Tokenizer, image_codes_ma
     """The judge: a CNN trained on the real training images whose text states its attributes."""
     split = _split(job, tokenizer, image_codes_manifest)
     labelled = [r for r in split.train if r.attributes is not None]
+    held_labelled = [r for r in split.held_out if r.attributes is not None]
+    if len(labelled) < 100 or not held_labelled:
+        raise ValueError(
+            f"the attribute judge needs pairs whose text names one colour, category and pattern of "
+            f"the catalogue vocabulary (m6_pipeline.tasks.t2i.attributes); found {len(labelled)} "
+            f"training and {len(held_labelled)} held-out such pairs. The finetuned model is already "
+            "exported; run only it with `kedro run --pipeline=finetune_t2i --to-nodes=finetune_t2i`"
+        )
     images = load_images_by_id(Path(vqgan_card["pairs_dir"]), [r.id for r in labelled], vqgan_card["resolution"])
     with job.threads():
         classifier = train_classifier(
