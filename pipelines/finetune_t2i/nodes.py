@@ -8,7 +8,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from tokenizers import Tokenizer
 
@@ -21,16 +20,10 @@ from m6_pipeline.tasks.t2i.config import T2IJob
 from m6_pipeline.tasks.t2i.data import T2ISplit, load_code_records, split_records
 from m6_pipeline.tasks.t2i.evaluate import evaluate_generation, generate_images
 from m6_pipeline.tasks.t2i.train import T2ITrainer
-from m6_pipeline.tokenization.wordpiece import special_ids
 from m6_pipeline.vqgan import load_vqgan
 from m6_pipeline.vqgan.images import load_images_by_id
 
 log = logging.getLogger(__name__)
-
-
-def _special(tokenizer: Tokenizer) -> SpecialTokens:
-    ids = special_ids(tokenizer)
-    return SpecialTokens(pad=ids.pad, sep=ids.sep, mask=ids.mask, bos=ids.bos, eos=ids.eos)
 
 
 def parse_job(finetune_t2i: dict, pretrain_model_card: dict) -> T2IJob:
@@ -63,7 +56,7 @@ def finetune(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict) -> t
                 f"codes need position {last}; the pretrained model has max_positions="
                 f"{model.config.max_positions}: lower data.max_prompt_tokens"
             )
-        special = _special(tokenizer)
+        special = SpecialTokens.of(tokenizer)
         started = time.perf_counter()
         inputs = {"image_codes": image_codes_manifest, "pretrained": str(job.pretrained_dir)}
         training = T2ITrainer(job, model, special, inputs).fit(
@@ -102,12 +95,12 @@ def train_attribute_classifier(job: T2IJob, tokenizer: Tokenizer, image_codes_ma
     split = _split(job, tokenizer, image_codes_manifest)
     labelled = [r for r in split.train if r.attributes is not None]
     held_labelled = [r for r in split.held_out if r.attributes is not None]
-    if len(labelled) < 100 or not held_labelled:
+    if len(labelled) < 20 or not held_labelled:
         raise ValueError(
             f"the attribute judge needs pairs whose text names one colour, category and pattern of "
             f"the catalogue vocabulary (m6_pipeline.tasks.t2i.attributes); found {len(labelled)} "
-            f"training and {len(held_labelled)} held-out such pairs. The finetuned model is already "
-            "exported; run only it with `kedro run --pipeline=finetune_t2i --to-nodes=finetune_t2i`"
+            f"training and {len(held_labelled)} held-out such pairs. To finetune without this "
+            "evaluation: `kedro run --pipeline=finetune_t2i --to-nodes=finetune_t2i`"
         )
     images = load_images_by_id(Path(vqgan_card["pairs_dir"]), [r.id for r in labelled], vqgan_card["resolution"])
     with job.threads():
@@ -126,7 +119,7 @@ def train_attribute_classifier(job: T2IJob, tokenizer: Tokenizer, image_codes_ma
 def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqgan_card: dict,
              t2i_card: dict, attribute_classifier, t2i_training: dict):
     split = _split(job, tokenizer, image_codes_manifest)
-    special = _special(tokenizer)
+    special = SpecialTokens.of(tokenizer)
     model, _ = load_pretrained(Path(t2i_card["model_dir"]))
     vqgan = load_vqgan(Path(vqgan_card["model_dir"]))
     held = [r for r in split.held_out if r.attributes is not None][: job.evaluation.n_prompts]

@@ -13,7 +13,6 @@ from m6_pipeline.model.config import PAPER_PARAMS
 from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
 from m6_pipeline.pretraining.shards import write_pair_shards, write_text_shards
 from m6_pipeline.pretraining.tasks import SpecialTokens
-from m6_pipeline.tokenization.wordpiece import special_ids
 from m6_pipeline.training import planner
 from m6_pipeline.training.launch import run_pretraining
 from m6_pipeline.training.parameters import PretrainParameters
@@ -25,11 +24,6 @@ from m6_pipeline.training.report import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _special(tokenizer: Tokenizer) -> SpecialTokens:
-    ids = special_ids(tokenizer)
-    return SpecialTokens(pad=ids.pad, sep=ids.sep, mask=ids.mask, bos=ids.bos, eos=ids.eos)
 
 
 def parse_parameters(pretrain: dict) -> PretrainParameters:
@@ -82,7 +76,7 @@ def pretrain(
         d_patch_feature=int(patch_features_manifest["d_feature"]),
     )
     job = params.job(model)
-    special = _special(tokenizer)
+    special = SpecialTokens.of(tokenizer)
     _check_cluster_resources(job)
     started = time.perf_counter()
     state, final = run_pretraining(job, special)
@@ -131,7 +125,7 @@ def report_pretraining(
     figure = loss_curve_figure(train_state, summary)
     model, _ = load_pretrained(Path(model_card["model_dir"]))
     samples = sample_generations(
-        model, tokenizer, Path(params.shard_dir), _special(tokenizer), params.mix,
+        model, tokenizer, Path(params.shard_dir), SpecialTokens.of(tokenizer), params.mix,
         per_task=params.samples_per_task, max_new_tokens=params.mix.max_text_tokens, seed=params.seed,
     )
     for task, row in summary["tasks"].items():

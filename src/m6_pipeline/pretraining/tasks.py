@@ -38,6 +38,14 @@ class SpecialTokens:
     bos: int
     eos: int
 
+    @classmethod
+    def of(cls, tokenizer) -> SpecialTokens:
+        """The ids a trained WordPiece tokenizer gives these tokens (raises if any is missing)."""
+        from m6_pipeline.tokenization.wordpiece import special_ids
+
+        ids = special_ids(tokenizer)
+        return cls(pad=ids.pad, sep=ids.sep, mask=ids.mask, bos=ids.bos, eos=ids.eos)
+
 
 @dataclass(frozen=True)
 class Example:
