@@ -23,23 +23,19 @@ class CodebookMeter:
 
     def summary(self) -> dict[str, float]:
         """Usage and perplexity of the window so far; then a new window starts."""
-        total = int(self.counts.sum())
-        p = self.counts.double() / max(total, 1)
-        entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
-        out = {
-            "codebook_usage": float((self.counts > 0).double().mean()),
-            "codebook_perplexity": math.exp(entropy),
-            "codes_restarted": self.restarts,
-        }
+        out = {**usage_statistics(self.counts), "codes_restarted": self.restarts}
         self.counts.zero_()
         self.restarts = 0
         return out
 
 
+def usage_statistics(counts: torch.Tensor) -> dict[str, float]:
+    """Share of codes used and perplexity, from per-code counts [codebook_size]."""
+    p = counts.double() / max(int(counts.sum()), 1)
+    entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
+    return {"codebook_usage": float((counts > 0).double().mean()), "codebook_perplexity": math.exp(entropy)}
+
+
 def code_statistics(codes: torch.Tensor, codebook_size: int) -> dict[str, float]:
     """Usage and perplexity of a set of codes (e.g. a whole encoded corpus)."""
-    meter = CodebookMeter(codebook_size)
-    meter.update(codes, 0)
-    stats = meter.summary()
-    stats.pop("codes_restarted")
-    return stats
+    return usage_statistics(torch.bincount(codes.reshape(-1).cpu(), minlength=codebook_size))

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from m6_pipeline.data.parquet_stream import parquet_batches, parquet_files
 from m6_pipeline.features.patches import ImageDecodeError, decode_image
-from m6_pipeline.vqgan.codebook import code_statistics
+from m6_pipeline.vqgan.codebook import usage_statistics
 from m6_pipeline.vqgan.images import to_model_range
 from m6_pipeline.vqgan.model import VQGAN
 
@@ -82,7 +82,7 @@ def encode_pairs(
             if buffered >= rows_per_file:
                 flush()
     flush()
-    stats = code_statistics(torch.repeat_interleave(torch.arange(len(usage)), usage), len(usage))
+    stats = usage_statistics(usage)
     manifest = {
         "codes_dir": str(out_dir),
         "files": files,

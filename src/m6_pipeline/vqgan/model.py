@@ -97,10 +97,3 @@ class VQGAN(nn.Module):
         """The decoder's output weight: the adaptive adversarial weight balances gradient norms
         here."""
         return self.decoder.conv_out.weight
-
-    def dead_codes(self) -> int:
-        """Codes whose EMA usage is below the restart threshold now."""
-        threshold = self.config.dead_code_threshold
-        if threshold <= 0:
-            return 0
-        return int((self.quantizer._codebook.cluster_size < threshold).sum())

@@ -5,7 +5,6 @@ with the checkpoint, so a resumed run continues the uninterrupted one."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -20,6 +19,7 @@ from m6_pipeline.tasks.t2i.config import T2IJob
 from m6_pipeline.tasks.t2i.data import T2IRecord, t2i_batch, t2i_example, training_batch
 from m6_pipeline.training.config import OptimizerConfig
 from m6_pipeline.training.local_state import load_state, save_state
+from m6_pipeline.training.loop import _autocast as autocast
 from m6_pipeline.training.loop import lr_lambda
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ CHECKPOINT = "t2i_state.pt"
 
 
 def _autocast(precision: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    return autocast(torch.bfloat16 if precision == "bf16" else None, "cpu")
 
 
 @torch.no_grad()
