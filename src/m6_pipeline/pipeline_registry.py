@@ -13,6 +13,7 @@ from kedro.pipeline import Pipeline
 from pipelines.corpus.pipeline import create_pipeline as corpus
 from pipelines.features.pipeline import create_pipeline as features
 from pipelines.finetune_t2i.pipeline import create_pipeline as finetune_t2i
+from pipelines.finetune_tasks.pipeline import create_pipeline as finetune_task
 from pipelines.pretrain.pipeline import create_pipeline as pretrain
 from pipelines.tokenizer.pipeline import create_pipeline as tokenizer
 from pipelines.vqgan.pipeline import create_pipeline as vqgan
@@ -41,6 +42,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     image_codes = _missing_upstream({"corpus": stages["corpus"]}) + vqgan()
     pretrain_base, pretrain_100b = pretrain("pretrain_base"), pretrain("pretrain_100b")
     t2i_upstream = _missing_upstream({**stages, "pretrain_base": pretrain_base, "vqgan": vqgan()})
+    task_upstream = _missing_upstream({**stages, "pretrain_base": pretrain_base})
+    tasks = {f"finetune_{task}": finetune_task(task) for task in ("vqa", "caption", "itm")}
     return {
         **stages,
         "vqgan": image_codes,
@@ -48,8 +51,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         "pretrain_10b": upstream + pretrain("pretrain_10b"),
         "pretrain_100b": upstream + pretrain_100b,
         "finetune_t2i": t2i_upstream + finetune_t2i(),
+        **{name: task_upstream + pipe for name, pipe in tasks.items()},
         # every stage once at laptop scale: dense and MoE pretraining (10B is the dense stage at
         # another size; it runs by name), the VQGAN and text-to-image
         "__default__": stages["corpus"] + stages["tokenizer"] + stages["features"] + pretrain_base
-        + pretrain_100b + vqgan() + finetune_t2i(),
+        + pretrain_100b + vqgan() + finetune_t2i() + sum(tasks.values(), Pipeline([])),
     }

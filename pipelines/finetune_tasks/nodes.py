@@ -1,0 +1,114 @@
+"""Nodes of the finetuning pipelines `finetune_vqa`, `finetune_caption`, `finetune_itm`: build a
+task's examples, finetune the pretrained M6 and the non-pretrained baseline on them, and score
+both on the test split. Thin wrappers from parameters and catalog entries to m6_pipeline.tasks."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from m6_pipeline.features.config import FeaturesConfig
+from m6_pipeline.tasks.caption.data import CaptionJob, caption_examples
+from m6_pipeline.tasks.caption.evaluate import evaluate_caption
+from m6_pipeline.tasks.finetune.config import FinetuneJob
+from m6_pipeline.tasks.finetune.evaluate import load_variants
+from m6_pipeline.tasks.finetune.features import load_patch_features
+from m6_pipeline.tasks.finetune.io import examples_from_json, examples_to_json
+from m6_pipeline.tasks.finetune.run import finetune_variant
+from m6_pipeline.tasks.itm.data import ITMJob, itm_examples
+from m6_pipeline.tasks.itm.evaluate import evaluate_itm
+from m6_pipeline.tasks.records import load_pair_records
+from m6_pipeline.tasks.vqa.config import VQAJob
+from m6_pipeline.tasks.vqa.data import catalogue_questions, fmiqa_questions
+from m6_pipeline.tasks.vqa.evaluate import evaluate_vqa, zero_shot_answers
+
+log = logging.getLogger(__name__)
+
+JOBS: dict[str, type[FinetuneJob]] = {"vqa": VQAJob, "caption": CaptionJob, "itm": ITMJob}
+
+
+def parse_job(task: str):
+    def parse(params: dict, pretrain_model_card: dict) -> FinetuneJob:
+        job = JOBS[task].model_validate(params)
+        if job.pretrained_dir is None:
+            job = job.model_copy(update={"pretrained_dir": Path(pretrain_model_card["model_dir"])})
+        return job
+
+    parse.__name__ = f"parse_{task}_job"
+    return parse
+
+
+def vqa_examples(job: VQAJob, patch_features_manifest: dict, patch_extractor, features: dict):
+    features_config = FeaturesConfig.model_validate(features)
+    if job.data.fmiqa_train is not None or job.data.fmiqa_test is not None:
+        if job.data.fmiqa_train is None or job.data.fmiqa_test is None:
+            raise ValueError("finetune_vqa: give both data.fmiqa_train and data.fmiqa_test, or neither")
+        splits, extra = fmiqa_questions(job.data, patch_extractor, features_config, job.data.seed)
+        return examples_to_json(splits, source="fmiqa"), extra
+    records = load_pair_records(patch_features_manifest["out_dir"])
+    splits, extra = catalogue_questions(records, job.data, features_config.pairs_dir, patch_extractor, features_config)
+    return examples_to_json(splits, source="catalogue", n_scenes=len(extra)), extra
+
+
+def caption_task_examples(job: CaptionJob, patch_features_manifest: dict):
+    splits, dropped = caption_examples(load_pair_records(patch_features_manifest["out_dir"]), job.data)
+    return examples_to_json(splits, source="pairs", dropped=dropped), {}
+
+
+def itm_task_examples(job: ITMJob, patch_features_manifest: dict):
+    splits = itm_examples(load_pair_records(patch_features_manifest["out_dir"]), job.data)
+    return examples_to_json(splits, source="catalogue"), {}
+
+
+def _features(examples: list, patch_features_manifest: dict, extra_features: dict) -> dict:
+    wanted = {e.image_id for e in examples if e.image_id is not None} - extra_features.keys()
+    found = load_patch_features(patch_features_manifest["out_dir"], wanted) if wanted else {}
+    return {**found, **extra_features}
+
+
+def finetune(variant: str):
+    def run(job: FinetuneJob, task_examples: dict, extra_features: dict, tokenizer: Tokenizer,
+            patch_features_manifest: dict) -> tuple[dict, dict]:
+        splits = examples_from_json(task_examples)
+        features = _features(splits["train"] + splits["val"], patch_features_manifest, extra_features)
+        inputs = {"examples": task_examples["counts"], "features": patch_features_manifest.get("files")}
+        return finetune_variant(job, variant, splits["train"], splits["val"], tokenizer, features, inputs)
+
+    run.__name__ = f"finetune_{variant}"
+    return run
+
+
+EVALUATORS = {"vqa": evaluate_vqa, "caption": evaluate_caption, "itm": evaluate_itm}
+
+
+def evaluate(task: str):
+    def run(job: FinetuneJob, task_examples: dict, extra_features: dict, tokenizer: Tokenizer,
+            patch_features_manifest: dict, card_pretrained: dict, card_baseline: dict,
+            training_pretrained: dict, training_baseline: dict) -> tuple[dict, list[dict]]:
+        test = examples_from_json(task_examples)["test"]
+        features = _features(test, patch_features_manifest, extra_features)
+        models = load_variants({"pretrained": card_pretrained, "baseline": card_baseline})
+        metrics, predictions = EVALUATORS[task](job, models, test, tokenizer, features)
+        metrics["validation_loss"] = {
+            v: {"start": t["validation"][0]["val_loss"], "end": t["validation"][-1]["val_loss"]}
+            for v, t in (("pretrained", training_pretrained), ("baseline", training_baseline))
+        }
+        metrics["training_curves"] = {"pretrained": training_pretrained["validation"],
+                                      "baseline": training_baseline["validation"]}
+        if task == "vqa":
+            images = sorted({e.image_id for e in test if not e.image_id.startswith("scene/")})[:4]
+            metrics["zero_shot"] = zero_shot_answers(job, _pretrained_only(job), images, tokenizer, features)
+        log.info("%s: %s", task, {k: v for k, v in metrics.items() if k in ("accuracy", "scores")})
+        return metrics, predictions
+
+    run.__name__ = f"evaluate_{task}"
+    return run
+
+
+def _pretrained_only(job: FinetuneJob):
+    """The pretrained M6 itself (not finetuned), for zero-shot prompting."""
+    from m6_pipeline.model.pretrained import load_pretrained
+
+    return load_pretrained(job.pretrained_dir)[0]

@@ -1,0 +1,71 @@
+"""Typed configuration shared by the finetuning pipelines (`parameters_finetune_*.yml`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from m6_pipeline.torch_threads import intra_op_threads
+
+Variant = Literal["pretrained", "baseline"]
+VARIANTS: tuple[Variant, ...] = ("pretrained", "baseline")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FinetuneTraining(_Frozen):
+    steps: int = Field(400, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    baseline_lr: float | None = Field(
+        None, gt=0, description="learning rate of the from-scratch baseline; None: lr"
+    )
+    warmup_steps: int = Field(40, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    precision: Literal["bf16", "fp32"] = "bf16"
+    log_every: int = Field(25, ge=1)
+    eval_every: int = Field(100, ge=1)
+    checkpoint_every: int = Field(100, ge=1)
+    seed: int = 0
+
+    def lr_of(self, variant: Variant) -> float:
+        return self.baseline_lr if variant == "baseline" and self.baseline_lr else self.lr
+
+
+class Decoding(_Frozen):
+    max_new_tokens: int = Field(16, ge=1)
+    batch_size: int = Field(64, ge=1)
+
+
+class FinetuneJob(_Frozen):
+    """What every task job has: where the models come from and go, training, decoding."""
+
+    task: str
+    pretrained_dir: Path | None = Field(None, description="the pretrained M6 (set from its card)")
+    out_dir: Path = Field(description="finetuned models: out_dir/<variant>/")
+    variants: tuple[Variant, ...] = Field(
+        VARIANTS, description="pretrained: finetune the pretrained M6; baseline: the same "
+        "architecture from its initialisation (the paper's comparison)",
+    )
+    training: FinetuneTraining = FinetuneTraining()
+    decoding: Decoding = Decoding()
+    max_prompt_tokens: int = Field(32, ge=1)
+    max_target_tokens: int = Field(16, ge=1)
+    torch_threads: int | None = Field(None, ge=1)
+
+    def model_dir(self, variant: Variant) -> Path:
+        return self.out_dir / variant
+
+    def checkpoint_dir(self, variant: Variant) -> Path:
+        return self.out_dir / "checkpoints" / variant
+
+    def threads(self):
+        """Run a block with `torch_threads` intra-op threads, then restore the setting."""
+        return intra_op_threads(self.torch_threads)

@@ -1,0 +1,57 @@
+"""Answers from a finetuned model: greedy (or sampled) generation with the KV cache, and
+scoring of a closed set of one-token answers (image-text matching's 是 / 否)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from m6_pipeline.model.generation import Sampling, encode_prefix, generate
+from m6_pipeline.model.m6 import M6Model
+from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.tasks.finetune.examples import Encoded, batch_of
+from m6_pipeline.tokenization.wordpiece import detokenize
+
+
+def _prefix(chunk: list[Encoded], special: SpecialTokens, features: dict[str, np.ndarray]):
+    batch = batch_of(chunk, special, features, with_target=False)
+    prefix_len = int(batch["prefix_lengths"].max())
+    return (batch["input_ids"][:, :prefix_len], batch["segment_ids"][:, :prefix_len],
+            batch["prefix_lengths"], batch.get("patch_features"))
+
+
+@torch.no_grad()
+def generate_texts(
+    model: M6Model, tokenizer: Tokenizer, encoded: list[Encoded], special: SpecialTokens,
+    features: dict[str, np.ndarray], max_new_tokens: int, batch_size: int = 64,
+    sampling: Sampling = Sampling(), seed: int = 0,
+) -> list[str]:
+    """The model's text after each example's prefix (greedy by default), detokenized."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    out: list[str] = []
+    for start in range(0, len(encoded), batch_size):
+        ids, segments, lengths, patches = _prefix(encoded[start : start + batch_size], special, features)
+        generated = generate(
+            model, ids, segments, lengths, bos_id=special.bos, eos_id=special.eos,
+            max_new_tokens=max_new_tokens, patch_features=patches, sampling=sampling, generator=generator,
+        )
+        out += [detokenize(tokenizer, g) for g in generated]
+    return out
+
+
+@torch.no_grad()
+def first_token_scores(
+    model: M6Model, encoded: list[Encoded], special: SpecialTokens, features: dict[str, np.ndarray],
+    candidates: list[int], batch_size: int = 64,
+) -> np.ndarray:
+    """Log-probabilities [n_examples, n_candidates] of each candidate token as the first target
+    token, renormalised over the candidates (a classifier read off the language-model head)."""
+    model.eval()
+    rows = []
+    for start in range(0, len(encoded), batch_size):
+        ids, segments, lengths, patches = _prefix(encoded[start : start + batch_size], special, features)
+        logits, _ = encode_prefix(model, ids, segments, lengths, special.bos, patches)
+        rows.append(torch.log_softmax(logits.float()[:, candidates], dim=-1))
+    return torch.cat(rows).numpy()

@@ -1,0 +1,66 @@
+"""Scoring finetuned models on their task's test split: what every task shares (loading the
+exported variants, the test examples' features, the per-example predictions that human
+evaluation batches are made of)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from m6_pipeline.model.m6 import M6Model
+from m6_pipeline.model.pretrained import load_pretrained
+from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.tasks.finetune.config import FinetuneJob
+from m6_pipeline.tasks.finetune.decode import first_token_scores, generate_texts
+from m6_pipeline.tasks.finetune.examples import TaskExample, encode_examples
+
+
+def load_variants(cards: dict[str, dict]) -> dict[str, M6Model]:
+    return {variant: load_pretrained(Path(card["model_dir"]))[0] for variant, card in cards.items()}
+
+
+def generated_answers(
+    job: FinetuneJob, models: dict[str, M6Model], examples: list[TaskExample], tokenizer: Tokenizer,
+    features: dict[str, np.ndarray],
+) -> dict[str, list[str]]:
+    """{variant: greedy output per example}."""
+    special = SpecialTokens.of(tokenizer)
+    encoded = encode_examples(examples, tokenizer, job.max_prompt_tokens, job.max_target_tokens)
+    with job.threads():
+        return {
+            variant: generate_texts(model, tokenizer, encoded, special, features,
+                                    job.decoding.max_new_tokens, job.decoding.batch_size)
+            for variant, model in models.items()
+        }
+
+
+def candidate_log_probs(
+    job: FinetuneJob, models: dict[str, M6Model], examples: list[TaskExample], tokenizer: Tokenizer,
+    features: dict[str, np.ndarray], candidates: list[str],
+) -> dict[str, np.ndarray]:
+    """{variant: [n_examples, n_candidates] log-probabilities of one-token answers}."""
+    special = SpecialTokens.of(tokenizer)
+    ids = []
+    for word in candidates:
+        token = tokenizer.token_to_id(word)
+        if token is None:
+            raise ValueError(f"the tokenizer has no token {word!r}; the answer set must be single tokens")
+        ids.append(token)
+    encoded = encode_examples(examples, tokenizer, job.max_prompt_tokens, job.max_target_tokens)
+    with job.threads():
+        return {variant: first_token_scores(model, encoded, special, features, ids, job.decoding.batch_size)
+                for variant, model in models.items()}
+
+
+def prediction_rows(examples: list[TaskExample], outputs: dict[str, list], **columns) -> list[dict]:
+    """One row per test example: its id, image, prompt, reference, meta and each variant's output."""
+    rows = []
+    for k, example in enumerate(examples):
+        row = {"id": example.id, "image_id": example.image_id, "prompt": example.prompt,
+               "reference": example.target, "meta": example.meta,
+               "outputs": {variant: values[k] for variant, values in outputs.items()}}
+        row.update({name: values[k] for name, values in columns.items()})
+        rows.append(row)
+    return rows
