@@ -87,10 +87,11 @@ def evaluate(task: str):
     def run(job: FinetuneJob, task_examples: dict, extra_features: dict, tokenizer: Tokenizer,
             patch_features_manifest: dict, card_pretrained: dict, card_baseline: dict,
             training_pretrained: dict, training_baseline: dict) -> tuple[dict, list[dict]]:
-        test = examples_from_json(task_examples)["test"]
-        features = _features(test, patch_features_manifest, extra_features)
+        splits = examples_from_json(task_examples)
+        test, extra = splits["test"], {"calibration": splits["calibration"]} if task == "itm" else {}
+        features = _features(test + extra.get("calibration", []), patch_features_manifest, extra_features)
         models = load_variants({"pretrained": card_pretrained, "baseline": card_baseline})
-        metrics, predictions = EVALUATORS[task](job, models, test, tokenizer, features)
+        metrics, predictions = EVALUATORS[task](job, models, test, tokenizer, features, **extra)
         metrics["validation_loss"] = {
             v: {"start": t["validation"][0]["val_loss"], "end": t["validation"][-1]["val_loss"]}
             for v, t in (("pretrained", training_pretrained), ("baseline", training_baseline))

@@ -11,10 +11,12 @@ from pathlib import Path
 from kedro.pipeline import Pipeline
 
 from pipelines.corpus.pipeline import create_pipeline as corpus
+from pipelines.evaluate.pipeline import create_pipeline as evaluate
 from pipelines.features.pipeline import create_pipeline as features
 from pipelines.finetune_t2i.pipeline import create_pipeline as finetune_t2i
 from pipelines.finetune_tasks.pipeline import create_pipeline as finetune_task
 from pipelines.pretrain.pipeline import create_pipeline as pretrain
+from pipelines.prompting.pipeline import create_pipeline as prompting
 from pipelines.tokenizer.pipeline import create_pipeline as tokenizer
 from pipelines.vqgan.pipeline import create_pipeline as vqgan
 
@@ -36,6 +38,15 @@ def _missing_upstream(stages: dict[str, Pipeline]) -> Pipeline:
     return missing
 
 
+def _missing_downstream_tasks(tasks: dict[str, Pipeline], upstream: Pipeline) -> Pipeline:
+    """The task pipelines whose metrics are missing (with what they need), for `evaluate`."""
+    missing = Pipeline([])
+    for name, pipe in tasks.items():
+        if not Path(f"data/08_reporting/{name}/metrics.json").exists():
+            missing += pipe
+    return upstream + missing if missing.nodes else missing
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     stages = {"corpus": corpus(), "tokenizer": tokenizer(), "features": features()}
     upstream = _missing_upstream(stages)
@@ -44,6 +55,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     t2i_upstream = _missing_upstream({**stages, "pretrain_base": pretrain_base, "vqgan": vqgan()})
     task_upstream = _missing_upstream({**stages, "pretrain_base": pretrain_base})
     tasks = {f"finetune_{task}": finetune_task(task) for task in ("vqa", "caption", "itm")}
+    tasks |= {kind: prompting(kind) for kind in ("qa", "poem")}
     return {
         **stages,
         "vqgan": image_codes,
@@ -52,8 +64,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         "pretrain_100b": upstream + pretrain_100b,
         "finetune_t2i": t2i_upstream + finetune_t2i(),
         **{name: task_upstream + pipe for name, pipe in tasks.items()},
+        "evaluate": _missing_downstream_tasks(tasks, task_upstream) + evaluate(),
         # every stage once at laptop scale: dense and MoE pretraining (10B is the dense stage at
         # another size; it runs by name), the VQGAN and text-to-image
         "__default__": stages["corpus"] + stages["tokenizer"] + stages["features"] + pretrain_base
-        + pretrain_100b + vqgan() + finetune_t2i() + sum(tasks.values(), Pipeline([])),
+        + pretrain_100b + vqgan() + finetune_t2i() + sum(tasks.values(), Pipeline([]))
+        + evaluate(),
     }

@@ -8,7 +8,7 @@ import torch
 from tokenizers import Tokenizer
 
 from m6_pipeline.model.generation import Sampling, encode_prefix, generate
-from m6_pipeline.model.m6 import M6Model
+from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.finetune.examples import Encoded, batch_of
 from m6_pipeline.tokenization.wordpiece import detokenize
@@ -55,3 +55,26 @@ def first_token_scores(
         logits, _ = encode_prefix(model, ids, segments, lengths, special.bos, patches)
         rows.append(torch.log_softmax(logits.float()[:, candidates], dim=-1))
     return torch.cat(rows).numpy()
+
+
+@torch.no_grad()
+def target_log_likelihoods(
+    model: M6Model, encoded: list[Encoded], special: SpecialTokens, features: dict[str, np.ndarray],
+    batch_size: int = 64,
+) -> np.ndarray:
+    """[n_examples] summed log-probability (nats) of each example's target tokens and [EOS]
+    after its prefix (examples with images and without are batched apart)."""
+    model.eval()
+    out = np.zeros(len(encoded))
+    groups = [[i for i, e in enumerate(encoded) if (e.example.image_id is None) == text_only] for text_only in (False, True)]
+    for indices in groups:
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            batch = batch_of([encoded[i] for i in chunk], special, features)
+            labels = batch.pop("labels")
+            hidden = model(**batch)
+            logits = (hidden @ model.output_weight.to(hidden.dtype).T).float()
+            keep = labels != IGNORE_INDEX
+            token_lp = torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+            out[chunk] = (token_lp * keep).sum(dim=1).numpy()
+    return out

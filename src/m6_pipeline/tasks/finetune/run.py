@@ -17,6 +17,12 @@ from m6_pipeline.tasks.finetune.trainer import Finetuner, mean_loss, step_picks
 log = logging.getLogger(__name__)
 
 
+def by_modality(encoded: list[Encoded]) -> list[list[Encoded]]:
+    """The examples with an image, then those without (a batch holds one kind); empty kinds dropped."""
+    groups = [[e for e in encoded if e.example.image_id is not None], [e for e in encoded if e.example.image_id is None]]
+    return [g for g in groups if g]
+
+
 def check_fits(job: FinetuneJob, n_patches: int, max_positions: int) -> None:
     longest = n_patches + job.max_prompt_tokens + 1 + job.max_target_tokens + 2
     if longest > max_positions:
@@ -44,11 +50,14 @@ def finetune_variant(
         model, pretrained_card = initial_model(job.pretrained_dir, variant, cfg.dropout, cfg.seed)
         n_patches = next(iter(features.values())).shape[0] if features else 0
         check_fits(job, n_patches, model.config.max_positions)
-        val_batches = [batch_of(enc_val[i : i + 64], special, features) for i in range(0, len(enc_val), 64)]
+        val_batches = [batch_of(group[i : i + 64], special, features)
+                       for group in by_modality(enc_val) for i in range(0, len(group), 64)]
+        groups = by_modality(enc_train)
 
         def batch_of_step(step: int):
-            picks = step_picks(len(enc_train), step, cfg.batch_size, cfg.seed)
-            return batch_of([enc_train[i] for i in picks], special, features)
+            group = groups[step % len(groups)]  # with and without images alternate
+            picks = step_picks(len(group), step, cfg.batch_size, cfg.seed)
+            return batch_of([group[i] for i in picks], special, features)
 
         identity = {"task": job.task, "variant": variant, "model": model.config.model_dump(mode="json"),
                     "training": cfg.model_dump(mode="json"), "inputs": inputs, "n_train": len(train)}

@@ -2,7 +2,12 @@
 terms (size, colour, pattern, category: what the paper's NER extracts from titles) with
 keywords of its description (jieba TF-IDF), 6 to 12 words. A negative pairs the image with
 the query of another product that differs in colour, category or pattern, so a negative can
-never be a positive in disguise."""
+never be a positive in disguise.
+
+The classifier is generative: finetuning teaches p(query | image) and p(query) (examples with
+and without the image), and a pair matches when the image raises the query's likelihood,
+log p(q | image) - log p(q) > t, with t chosen on the calibration pairs (validation products).
+Pretraining's image-to-text and language-modelling tasks are exactly these two."""
 
 from __future__ import annotations
 
@@ -16,7 +21,6 @@ from m6_pipeline.tasks.finetune.config import FinetuneJob, _Frozen
 from m6_pipeline.tasks.finetune.examples import TaskExample
 from m6_pipeline.tasks.records import SPLITS, PairRecord, split_of
 
-MATCH, MISMATCH = "是", "否"
 DISTINGUISHING = ("colour", "category", "pattern")
 _KEYWORD_POS = ("n", "a", "an", "vn", "nz")
 
@@ -33,8 +37,8 @@ class ITMData(_Frozen):
 class ITMJob(FinetuneJob):
     task: str = "itm"
     out_dir: Path = Path("data/06_models/finetune_itm")
-    max_prompt_tokens: int = 48
-    max_target_tokens: int = 1
+    max_prompt_tokens: int = 1
+    max_target_tokens: int = 40
     data: ITMData = ITMData()
 
 
@@ -51,8 +55,8 @@ def build_query(record: PairRecord, min_words: int, max_words: int, rng: np.rand
     return [terms[i] for i in order][:2] + extra + [terms[i] for i in order][2:]
 
 
-def query_prompt(query: list[str]) -> str:
-    return f"{''.join(query)}。图文是否匹配？回答："
+def query_text(query: list[str]) -> str:
+    return "".join(query)
 
 
 def differs(a: PairRecord, b: PairRecord) -> bool:
@@ -74,9 +78,31 @@ def negative_partner(index: int, records: list[PairRecord], rng: np.random.Gener
     return others[int(rng.integers(len(others)))]
 
 
+def labelled_pairs(products: list[PairRecord], queries: list[list[str]], rng: np.random.Generator) -> list[TaskExample]:
+    """Every product once with its own query (label 1) and once with a substituted one (label 0)."""
+    examples = []
+    for i, record in enumerate(products):
+        j = negative_partner(i, products, rng)
+        for query, label, other in ((queries[i], 1, record.id), (queries[j], 0, products[j].id)):
+            examples.append(TaskExample(
+                id=f"{record.id}#{'pos' if label else 'neg'}", prompt="", target=query_text(query),
+                image_id=record.id, meta={"query": " ".join(query), "label": label, "query_of": other},
+            ))
+    return [examples[k] for k in rng.permutation(len(examples))]
+
+
+def generative_examples(products: list[PairRecord], queries: list[list[str]]) -> list[TaskExample]:
+    """Each product's query after its image, and alone (the unconditional model)."""
+    out = []
+    for record, query in zip(products, queries):
+        out.append(TaskExample(id=f"{record.id}#image", prompt="", target=query_text(query), image_id=record.id))
+        out.append(TaskExample(id=f"{record.id}#text", prompt="", target=query_text(query), image_id=None))
+    return out
+
+
 def itm_examples(records: list[PairRecord], config: ITMData) -> dict[str, list[TaskExample]]:
-    """{split: examples}: every product once as a positive and once as a negative (with the
-    query of a product of the same split)."""
+    """{train, val: generative examples; calibration, test: labelled pairs}. Calibration pairs
+    are made of the validation products; every split's negatives come from its own products."""
     rng = np.random.default_rng(config.seed)
     labelled = [r for r in records if r.attributes is not None]
     out: dict[str, list[TaskExample]] = {}
@@ -85,16 +111,10 @@ def itm_examples(records: list[PairRecord], config: ITMData) -> dict[str, list[T
         if len(products) < 2:
             raise ValueError(f"ITM {split} split has {len(products)} labelled products; need at least 2")
         queries = [build_query(r, config.min_words, config.max_words, rng) for r in products]
-        examples = []
-        for i, record in enumerate(products):
-            j = negative_partner(i, products, rng)
-            for query, label, other in ((queries[i], MATCH, None), (queries[j], MISMATCH, products[j].id)):
-                examples.append(TaskExample(
-                    id=f"{record.id}#{'pos' if other is None else 'neg'}", prompt=query_prompt(query),
-                    target=label, image_id=record.id,
-                    meta={"query": " ".join(query), "label": int(label == MATCH), "query_of": other or record.id},
-                ))
-        order = rng.permutation(len(examples))
-        out[split] = [examples[k] for k in order]
-    out["test"] = out["test"][: config.max_test_pairs]
+        if split == "test":
+            out["test"] = labelled_pairs(products, queries, rng)[: config.max_test_pairs]
+        else:
+            out[split] = generative_examples(products, queries)
+        if split == "val":
+            out["calibration"] = labelled_pairs(products, queries, rng)
     return out

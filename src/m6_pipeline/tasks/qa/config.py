@@ -1,0 +1,40 @@
+"""Typed configuration of the `qa` and `poem` prompting pipelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from m6_pipeline.tasks.finetune.config import _Frozen
+from m6_pipeline.tasks.poem.format import PoemFormat
+from m6_pipeline.torch_threads import intra_op_threads
+
+
+class PromptSampling(_Frozen):
+    top_k: int = Field(0, ge=0)
+    top_p: float = Field(0.9, gt=0, le=1)
+    temperature: float = Field(1.0, gt=0)
+
+
+class PromptingJob(_Frozen):
+    pretrained_dir: Path | None = Field(None, description="the pretrained M6 (set from its card)")
+    prompts_path: Path
+    sampling: PromptSampling = PromptSampling()
+    max_prompt_tokens: int = Field(32, ge=1)
+    seed: int = 0
+    torch_threads: int | None = Field(None, ge=1)
+
+    def threads(self):
+        return intra_op_threads(self.torch_threads)
+
+
+class QAJob(PromptingJob):
+    prompts_path: Path = Path("conf/base/prompts/qa_prompts.jsonl")
+    max_new_tokens: int = Field(100, ge=1)
+
+
+class PoemJob(PromptingJob):
+    prompts_path: Path = Path("conf/base/prompts/poem_titles.txt")
+    format: PoemFormat = PoemFormat()
+    prompt_template: str = "{title} 正文："
