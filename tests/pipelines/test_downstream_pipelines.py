@@ -1,0 +1,93 @@
+"""finetune_vqa, finetune_caption, finetune_itm, qa, poem and evaluate chained through Kedro's
+runner on a small rendered catalogue with a tiny 'pretrained' M6: every task finetunes both
+variants (validation loss falls), the report and the blind human batch are written."""
+
+from __future__ import annotations
+
+import torch
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from kedro_datasets.json import JSONDataset
+from kedro_datasets.text import TextDataset
+from safetensors.torch import save_model
+
+from m6_pipeline.corpus.language_model import CharBigramLM
+from m6_pipeline.features.config import FeaturesConfig
+from m6_pipeline.features.extract import extract_patch_features
+from m6_pipeline.features.patch_autoencoder import PatchAutoencoder
+from m6_pipeline.model import M6Config, M6Model
+from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
+from m6_pipeline.tokenization.wordpiece import TokenizerConfig, train_wordpiece
+from pipelines.evaluate.pipeline import create_pipeline as evaluate
+from pipelines.finetune_tasks.pipeline import create_pipeline as finetune_task
+from pipelines.prompting.pipeline import create_pipeline as prompting
+from tests.conftest import ROOT
+from tests.pipelines.test_t2i_pipelines import merged, rendered_pairs
+
+TRAINING = {"steps": 12, "batch_size": 8, "warmup_steps": 2, "log_every": 4, "eval_every": 6,
+            "checkpoint_every": 6, "precision": "fp32", "lr": 2e-3}
+
+
+def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
+    texts = rendered_pairs(tmp_path / "pairs", n=240)
+    poem_chars = "春眠不觉晓处处闻啼鸟夜来风雨声花落知多少，。"
+    tokenizer, _ = train_wordpiece([texts, [poem_chars] * 5, ["回答：正文：图中有几件商品？"]],
+                                   TokenizerConfig(vocab_size=400, min_frequency=1))
+    features = FeaturesConfig(pairs_dir=tmp_path / "pairs", out_dir=tmp_path / "features", image_size=16, grid=2,
+                              d_feature=8, batch_size=64)
+    torch.manual_seed(0)
+    extractor = PatchAutoencoder(features.patch_size, features.d_feature, width=4)
+    manifest = extract_patch_features(tmp_path / "pairs", extractor, features, tmp_path / "features")
+    config = M6Config.of_size("tiny", vocab_size=tokenizer.get_vocab_size(), n_patches=4, d_patch_feature=8,
+                              max_positions=160, dropout=0.0)
+    save_model(M6Model(config), str(tmp_path / "w.safetensors"))
+    card = export_pretrained(tmp_path / "w.safetensors", config, {"run": "tiny"}, tmp_path / "pretrained")
+
+    data = {"val_fraction": 0.15, "test_fraction": 0.2}
+    params = {
+        "finetune_vqa": merged("finetune_vqa", {"out_dir": str(tmp_path / "vqa"), "training": TRAINING,
+                                                "data": {**data, "scenes": {"train": 40, "val": 8, "test": 12}}}),
+        "finetune_caption": merged("finetune_caption", {"out_dir": str(tmp_path / "caption"), "training": TRAINING,
+                                                        "decoding": {"max_new_tokens": 12}, "data": data}),
+        "finetune_itm": merged("finetune_itm", {"out_dir": str(tmp_path / "itm"), "training": TRAINING,
+                                                "data": {**data, "max_test_pairs": 40}}),
+        "qa": {"prompts_path": str(ROOT / "conf/base/prompts/qa_prompts.jsonl"), "max_new_tokens": 12},
+        "poem": {"prompts_path": str(ROOT / "conf/base/prompts/poem_titles.txt"),
+                 "format": {"line_chars": 5, "max_lines": 4}},
+        "evaluate": {"annotations_dir": str(tmp_path / "annotations")},
+    }
+    report = tmp_path / "report"
+    catalog = DataCatalog(datasets={
+        **{f"params:{k}": MemoryDataset(v) for k, v in params.items()},
+        "params:features": MemoryDataset(features.model_dump(mode="json")),
+        "tokenizer": MemoryDataset(tokenizer, copy_mode="assign"),
+        "patch_extractor": MemoryDataset(extractor, copy_mode="assign"),
+        "patch_features_manifest": MemoryDataset(manifest),
+        "pretrain_base.model_card": MemoryDataset(card),
+        "corpus_lm": MemoryDataset(CharBigramLM.train(texts), copy_mode="assign"),
+        "evaluation_metrics": JSONDataset(filepath=str(report / "metrics.json")),
+        "evaluation_report": TextDataset(filepath=str(report / "report.md")),
+        "human_eval_items": JSONDataset(filepath=str(report / "items.json")),
+        **{f"finetune_{t}.training_{v}": JSONDataset(filepath=str(tmp_path / f"{t}_{v}.json"))
+           for t in ("vqa", "caption", "itm") for v in ("pretrained", "baseline")},
+    })
+    pipeline = sum((finetune_task(t) for t in ("vqa", "caption", "itm")), prompting("qa") + prompting("poem"))
+    SequentialRunner().run(pipeline + evaluate(), catalog)
+
+    for task in ("vqa", "caption", "itm"):
+        for variant in ("pretrained", "baseline"):
+            curve = catalog[f"finetune_{task}.training_{variant}"].load()["validation"]
+            assert curve[-1]["val_loss"] < curve[0]["val_loss"], (task, variant, curve)
+            model, card_ = load_pretrained(tmp_path / task / variant)
+            assert card_["task"] == task and card_["variant"] == variant
+    metrics = catalog["evaluation_metrics"].load()
+    summary = metrics["summary"]
+    assert set(summary["vqa_accuracy"]["pretrained"]) >= {"detection", "colour", "number", "overall"}
+    assert 0 <= summary["itm_accuracy"]["pretrained"] <= 1
+    assert summary["poem"]["pretrained"]["validity"] == summary["poem"]["baseline"]["validity"] == 1.0
+    assert set(summary["pretrained_wins"]) >= {"vqa_overall", "caption_cider_d", "itm_accuracy"}
+    text = (report / "report.md").read_text(encoding="utf-8")
+    assert "## VQA (Table 5)" in text and "their data, for reference only" in text and "No annotations yet" in text
+    items = catalog["human_eval_items"].load()
+    assert {i["kind"] for i in items} == {"vqa", "caption", "qa", "qa_turing", "poem"}
+    assert "pretrained" not in str(items) and "baseline" not in str(items)
