@@ -91,3 +91,11 @@ def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
     items = catalog["human_eval_items"].load()
     assert {i["kind"] for i in items} == {"vqa", "caption", "qa", "qa_turing", "poem"}
     assert "pretrained" not in str(items) and "baseline" not in str(items)
+
+    # the analysis notebook runs headless over these reports
+    from m6_pipeline.evaluation.notebook import execute_notebook
+
+    executed = execute_notebook(ROOT / "notebooks/evaluation.ipynb", report, tmp_path / "executed.ipynb")
+    outputs = [o for cell in executed.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the figures were drawn
