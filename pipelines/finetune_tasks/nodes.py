@@ -34,10 +34,22 @@ def parse_job(task: str):
         job = JOBS[task].model_validate(params)
         if job.pretrained_dir is None:
             job = job.model_copy(update={"pretrained_dir": Path(pretrain_model_card["model_dir"])})
-        return job
+        return reserved_test_split(job, pretrain_model_card)
 
     parse.__name__ = f"parse_{task}_job"
     return parse
+
+
+def reserved_test_split(job: FinetuneJob, pretrain_model_card: dict) -> FinetuneJob:
+    """Test on the pairs pretraining left out (the card's downstream_test_fraction); a card
+    without it (a model pretrained elsewhere) keeps data.test_fraction, and says so."""
+    fraction = pretrain_model_card.get("downstream_test_fraction")
+    if not fraction:
+        log.warning("%s: the pretrained model's card does not say which pairs it left out; the test "
+                    "split (data.test_fraction) may contain pairs it was pretrained on", job.task)
+        return job
+    data = job.data.model_copy(update={"test_fraction": fraction})
+    return job.model_copy(update={"data": data, "test_unseen_in_pretraining": True})
 
 
 def vqa_examples(job: VQAJob, patch_features_manifest: dict, patch_extractor, features: dict):
@@ -46,20 +58,22 @@ def vqa_examples(job: VQAJob, patch_features_manifest: dict, patch_extractor, fe
         if job.data.fmiqa_train is None or job.data.fmiqa_test is None:
             raise ValueError("finetune_vqa: give both data.fmiqa_train and data.fmiqa_test, or neither")
         splits, extra = fmiqa_questions(job.data, patch_extractor, features_config, job.data.seed)
-        return examples_to_json(splits, source="fmiqa"), extra
+        return examples_to_json(splits, source="fmiqa", test_unseen_in_pretraining=True), extra
     records = load_pair_records(patch_features_manifest["out_dir"])
     splits, extra = catalogue_questions(records, job.data, features_config.pairs_dir, patch_extractor, features_config)
-    return examples_to_json(splits, source="catalogue", n_scenes=len(extra)), extra
+    return examples_to_json(splits, source="catalogue", n_scenes=len(extra),
+                            test_unseen_in_pretraining=job.test_unseen_in_pretraining), extra
 
 
 def caption_task_examples(job: CaptionJob, patch_features_manifest: dict):
     splits, dropped = caption_examples(load_pair_records(patch_features_manifest["out_dir"]), job.data)
-    return examples_to_json(splits, source="pairs", dropped=dropped), {}
+    return examples_to_json(splits, source="pairs", dropped=dropped,
+                            test_unseen_in_pretraining=job.test_unseen_in_pretraining), {}
 
 
 def itm_task_examples(job: ITMJob, patch_features_manifest: dict):
     splits = itm_examples(load_pair_records(patch_features_manifest["out_dir"]), job.data)
-    return examples_to_json(splits, source="catalogue"), {}
+    return examples_to_json(splits, source="catalogue", test_unseen_in_pretraining=job.test_unseen_in_pretraining), {}
 
 
 def _features(examples: list, patch_features_manifest: dict, extra_features: dict) -> dict:
@@ -92,6 +106,7 @@ def evaluate(task: str):
         features = _features(test + extra.get("calibration", []), patch_features_manifest, extra_features)
         models = load_variants({"pretrained": card_pretrained, "baseline": card_baseline})
         metrics, predictions = EVALUATORS[task](job, models, test, tokenizer, features, **extra)
+        metrics["test_unseen_in_pretraining"] = task_examples.get("test_unseen_in_pretraining", False)
         metrics["validation_loss"] = {
             v: {"start": t["validation"][0]["val_loss"], "end": t["validation"][-1]["val_loss"]}
             for v, t in (("pretrained", training_pretrained), ("baseline", training_baseline))

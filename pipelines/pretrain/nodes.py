@@ -90,6 +90,7 @@ def pretrain(
             "special_tokens": special.__dict__,
             "steps": state["step"],
             "tasks": params.mix.active_tasks,
+            "downstream_test_fraction": params.shards.downstream_test_fraction,
         },
         Path(params.model_dir),
     )

@@ -1,5 +1,5 @@
 """The prompting pipelines `qa` and `poem`: no finetuning, the pretrained M6 prompted as §4.4
-and §4.5 do, beside the non-pretrained baseline."""
+and §4.5 do, beside the non-pretrained baseline. One template per kind under its namespace."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -8,9 +8,10 @@ from pipelines.prompting import nodes
 
 def create_pipeline(kind: str) -> Pipeline:
     run = {"qa": nodes.answer, "poem": nodes.write_poems}[kind]
-    return Pipeline([
-        Node(nodes.parse_job(kind), [f"params:{kind}", "pretrain_base.model_card"], f"{kind}.job",
-             name=f"parse_{kind}_job"),
-        Node(run, [f"{kind}.job", "tokenizer", "corpus_lm"], [f"{kind}.task_metrics", f"{kind}.predictions"],
-             name=kind),
+    template = Pipeline([
+        Node(nodes.parse_job(kind), ["params:prompting", "pretrained_card"], "job", name="parse_job"),
+        Node(run, ["job", "tokenizer", "corpus_lm"], ["task_metrics", "predictions"], name="generate"),
     ])
+    return Pipeline(template, namespace=kind,
+                    inputs={"tokenizer": "tokenizer", "corpus_lm": "corpus_lm", "pretrained_card": "pretrain_base.model_card"},
+                    parameters={"params:prompting": f"params:{kind}"})

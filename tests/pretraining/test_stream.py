@@ -56,3 +56,32 @@ def test_validation_split_is_stable_and_near_its_fraction():
     held = [is_held_out(i, 0.05) for i in ids]
     assert held == [is_held_out(i, 0.05) for i in ids]
     assert abs(np.mean(held) - 0.05) < 0.01
+
+
+def test_pair_shards_leave_out_the_downstream_test_pairs(tmp_path):
+    """Pretraining never sees a downstream test image with its text."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from m6_pipeline.pretraining.shards import ShardConfig, write_pair_shards
+    from m6_pipeline.tasks.records import is_downstream_test, split_of
+    from m6_pipeline.tokenization.wordpiece import TokenizerConfig, train_wordpiece
+
+    ids = [f"catalogue/{i:06d}" for i in range(300)]
+    texts = [f"这款红色的商品编号{i}" for i in range(300)]
+    features = tmp_path / "features"
+    features.mkdir()
+    pq.write_table(pa.table({
+        "id": ids, "text": texts, "n_patches": pa.array([2] * 300, pa.int32()),
+        "d_feature": pa.array([4] * 300, pa.int32()),
+        "patch_features": [np.zeros((2, 4), "<f2").tobytes()] * 300,
+    }), features / "patch_features-00000.parquet")
+    tokenizer, _ = train_wordpiece([texts], TokenizerConfig(vocab_size=100, min_frequency=1))
+    counts = write_pair_shards(features, tokenizer, tmp_path / "shards", ShardConfig(downstream_test_fraction=0.2))
+    written = set()
+    for path in (tmp_path / "shards").glob("*.parquet"):
+        written |= set(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+    reserved = {i for i in ids if is_downstream_test(i, 0.2)}
+    assert written == set(ids) - reserved and counts["reserved_for_downstream_test"] == len(reserved) > 30
+    assert {i for i in ids if split_of(i, 0.05, 0.2, salt="any task") == "test"} == reserved

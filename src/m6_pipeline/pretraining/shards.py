@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Tokenizer
 
 from m6_pipeline.data.parquet_stream import is_held_out, parquet_batches
+from m6_pipeline.tasks.records import is_downstream_test
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ class ShardConfig(BaseModel):
     max_text_tokens: int = Field(128, description="window length of a text, in tokens")
     min_text_tokens: int = Field(8, description="shorter windows (tails) are not trained on")
     val_fraction: float = Field(0.02, gt=0, lt=0.5, description="share of ids held out")
+    downstream_test_fraction: float = Field(
+        0.1, ge=0, lt=0.5, description="share of pair ids never pretrained on: the downstream "
+        "tasks' test products (m6_pipeline.tasks.records.is_downstream_test)",
+    )
     row_group_rows: int = Field(1024, description="rows per Parquet row group (a stream block)")
     read_batch_rows: int = 4096
 
@@ -59,6 +64,7 @@ class _SplitWriter:
         self.buffers: dict[str, list[dict]] = {"train": [], "val": []}
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.rows = {"train": 0, "val": 0}
+        self.reserved = 0
 
     def add(self, split: str, row: dict) -> None:
         self.buffers[split].append(row)
@@ -82,7 +88,7 @@ class _SplitWriter:
             self._flush(split)
             if split in self.writers:
                 self.writers[split].close()
-        return dict(self.rows)
+        return {**self.rows, "reserved_for_downstream_test": self.reserved} if self.reserved else dict(self.rows)
 
 
 def _clear(out_dir: Path) -> None:
@@ -109,7 +115,8 @@ def write_text_shards(
 def write_pair_shards(
     features_dir: Path, tokenizer: Tokenizer, out_dir: Path, config: ShardConfig
 ) -> dict[str, int]:
-    """Tokenize the pair texts beside their patch features (text truncated to one window)."""
+    """Tokenize the pair texts beside their patch features (text truncated to one window);
+    the downstream test pairs are left out and counted."""
     _clear(out_dir)
     writer = _SplitWriter(out_dir, PAIRS_SCHEMA, config)
     columns = ["id", "text", "n_patches", "d_feature", "patch_features"]
@@ -117,6 +124,9 @@ def write_pair_shards(
         rows = batch.to_pylist()
         encodings = tokenizer.encode_batch([r.pop("text") for r in rows], add_special_tokens=False)
         for row, encoding in zip(rows, encodings, strict=True):
+            if is_downstream_test(row["id"], config.downstream_test_fraction):
+                writer.reserved += 1
+                continue
             split = "val" if is_held_out(row["id"], config.val_fraction) else "train"
             writer.add(split, {**row, "token_ids": encoding.ids[: config.max_text_tokens]})
     return writer.close()

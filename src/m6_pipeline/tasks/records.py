@@ -1,6 +1,10 @@
 """The image-text pairs downstream tasks are built from: every row of the `features`
 pipeline's Parquet (id, source, text), with the catalogue attributes its text states, split
-into train / validation / test by a stable hash of the id (never by position)."""
+into train / validation / test by a stable hash of the id (never by position).
+
+The test products are the same for every task and are never seen in pretraining: pretraining
+leaves out the pairs `is_downstream_test` picks (its model card records the fraction), so a
+pretrained model cannot have learnt a test image's caption before it is asked for it."""
 
 from __future__ import annotations
 
@@ -46,7 +50,18 @@ def load_pair_records(features_dir) -> list[PairRecord]:
     return records
 
 
+def _unit(key: str) -> float:
+    return zlib.crc32(key.encode("utf-8")) / 2**32
+
+
+def is_downstream_test(record_id: str, fraction: float) -> bool:
+    """True for the `fraction` of pair ids reserved for downstream testing (stable everywhere)."""
+    return _unit(f"downstream-test:{record_id}") < fraction
+
+
 def split_of(record_id: str, val_fraction: float, test_fraction: float, salt: str = "") -> str:
-    """train / val / test for an id, stable across runs and machines (crc32 of salt + id)."""
-    u = zlib.crc32(f"{salt}{record_id}".encode("utf-8")) / 2**32
-    return "test" if u < test_fraction else "val" if u < test_fraction + val_fraction else "train"
+    """train / val / test for an id, stable across runs and machines: test is the shared
+    downstream test set, val a `val_fraction` of the rest drawn with the task's salt."""
+    if is_downstream_test(record_id, test_fraction):
+        return "test"
+    return "val" if _unit(f"{salt}:{record_id}") < val_fraction else "train"

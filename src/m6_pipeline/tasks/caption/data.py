@@ -23,7 +23,10 @@ class CaptionData(_Frozen):
     max_chars: int = Field(60, ge=8, description="captions are cut to whole sentences within this")
     lexicon_path: str = "conf/base/lexicons/spam_lexicon.txt"
     val_fraction: float = Field(0.05, gt=0, lt=0.5)
-    test_fraction: float = Field(0.07, gt=0, lt=0.5)
+    test_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="pairs (by id) for the test; the pretrained card's "
+        "downstream_test_fraction replaces it"
+    )
     max_test_images: int = Field(200, ge=1)
 
 

@@ -59,6 +59,9 @@ class FinetuneJob(_Frozen):
     max_prompt_tokens: int = Field(32, ge=1)
     max_target_tokens: int = Field(16, ge=1)
     torch_threads: int | None = Field(None, ge=1)
+    test_unseen_in_pretraining: bool = Field(
+        False, description="set from the pretrained card: the test pairs were left out of pretraining"
+    )
 
     def model_dir(self, variant: Variant) -> Path:
         return self.out_dir / variant

@@ -29,7 +29,10 @@ class ITMData(_Frozen):
     min_words: int = Field(6, ge=1)
     max_words: int = Field(12, ge=1)
     val_fraction: float = Field(0.05, gt=0, lt=0.5)
-    test_fraction: float = Field(0.1, gt=0, lt=0.5)
+    test_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="pairs (by id) for the test; the pretrained card's "
+        "downstream_test_fraction replaces it"
+    )
     max_test_pairs: int = Field(600, ge=2)
     seed: int = 0
 

@@ -17,7 +17,10 @@ class SceneCounts(_Frozen):
 
 class VQAData(_Frozen):
     val_fraction: float = Field(0.05, gt=0, lt=0.5, description="catalogue products (by id) for validation")
-    test_fraction: float = Field(0.07, gt=0, lt=0.5, description="catalogue products (by id) for the test")
+    test_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="pairs (by id) for the test; the pretrained card's "
+        "downstream_test_fraction replaces it"
+    )
     scenes: SceneCounts = SceneCounts()
     canvas: int = Field(128, ge=16, description="side of a scene image before the patch extractor")
     max_test_questions: int = Field(600, ge=1)
