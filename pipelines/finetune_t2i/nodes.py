@@ -142,7 +142,7 @@ def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqga
         "attribute_accuracy": {"colour": headline["colour"], "category": headline["category"],
                                "pattern": headline["pattern"]},
         "chance": metrics["chance"],
-        "val_code_loss": t2i_training["validation"][-1]["val_code_loss"],
+        "val_code_loss": t2i_training["validation"][-1]["val_loss"],
         "uniform_code_loss": t2i_training["uniform_code_loss"],
         "fid": metrics["variants"]["paper_top_k"]["fid"],
         "fid_note": "FID needs a local Inception file (evaluation.inception_weights); "

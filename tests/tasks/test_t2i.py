@@ -259,7 +259,7 @@ def test_finetuning_learns_the_codes_of_each_prompt_and_resumes_exactly(tmp_path
     result = full.fit(data, data[:16])
     after = code_loss(full.model, data[:16], SPECIAL, "fp32", _job().data.target_start)
     assert after < 0.5 * before, (before, after)
-    assert result["validation"][-1]["val_code_loss"] == pytest.approx(after, rel=1e-5)
+    assert result["validation"][-1]["val_loss"] == pytest.approx(after, rel=1e-5)
 
     first = trainer(_job())
     save = first.save
@@ -277,7 +277,7 @@ def test_finetuning_learns_the_codes_of_each_prompt_and_resumes_exactly(tmp_path
     assert resumed.step == 40
 
     def losses(history):
-        return [(r["step"], r["code_loss"]) for r in history]
+        return [(r["step"], r["loss"]) for r in history]
 
     assert losses(resumed.history) == losses(full.history)
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):

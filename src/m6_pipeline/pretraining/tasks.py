@@ -92,6 +92,18 @@ def build_example(
     )
 
 
+def prefix_batch(prompts: list[list[int]], special: SpecialTokens) -> tuple[torch.Tensor, ...]:
+    """Right-padded [prompt [SEP]] text prefixes as `collate` lays them out, for decoding:
+    input_ids, segment_ids [batch, width] and prefix_lengths [batch]."""
+    rows = [[*p, special.sep] for p in prompts]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), special.pad, dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    segment_ids = torch.full_like(input_ids, MASKED_TEXT)
+    return input_ids, segment_ids, torch.tensor([len(r) for r in rows], dtype=torch.long)
+
+
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded tensors for `M6Model.forward`: input_ids, segment_ids, prefix_lengths,
     lengths, labels (next token of each target position, else IGNORE_INDEX) and, when the

@@ -10,23 +10,18 @@ import jieba
 from pydantic import Field
 
 from m6_pipeline.corpus.text_filters import LexiconMatcher, load_lexicon
-from m6_pipeline.tasks.finetune.config import FinetuneJob, _Frozen
+from m6_pipeline.tasks.finetune.config import FinetuneJob, TaskSplits
 from m6_pipeline.tasks.finetune.examples import TaskExample
 from m6_pipeline.tasks.records import SPLITS, PairRecord, split_of
 
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])")
 
 
-class CaptionData(_Frozen):
+class CaptionData(TaskSplits):
     min_words: int = Field(10, ge=1)
     max_words: int = Field(100, ge=1)
     max_chars: int = Field(60, ge=8, description="captions are cut to whole sentences within this")
     lexicon_path: str = "conf/base/lexicons/spam_lexicon.txt"
-    val_fraction: float = Field(0.05, gt=0, lt=0.5)
-    test_fraction: float = Field(
-        0.1, gt=0, lt=0.5, description="pairs (by id) for the test; the pretrained card's "
-        "downstream_test_fraction replaces it"
-    )
     max_test_images: int = Field(200, ge=1)
 
 

@@ -17,6 +17,16 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class TaskSplits(_Frozen):
+    """How a task's products are split (m6_pipeline.tasks.records.split_of)."""
+
+    val_fraction: float = Field(0.05, gt=0, lt=0.5, description="products (by id) for validation")
+    test_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="products (by id) for the test; the pretrained card's "
+        "downstream_test_fraction replaces it"
+    )
+
+
 class FinetuneTraining(_Frozen):
     steps: int = Field(400, ge=1)
     batch_size: int = Field(32, ge=1)

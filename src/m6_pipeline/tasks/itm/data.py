@@ -17,7 +17,7 @@ import jieba.analyse
 import numpy as np
 from pydantic import Field
 
-from m6_pipeline.tasks.finetune.config import FinetuneJob, _Frozen
+from m6_pipeline.tasks.finetune.config import FinetuneJob, TaskSplits
 from m6_pipeline.tasks.finetune.examples import TaskExample
 from m6_pipeline.tasks.records import SPLITS, PairRecord, split_of
 
@@ -25,14 +25,9 @@ DISTINGUISHING = ("colour", "category", "pattern")
 _KEYWORD_POS = ("n", "a", "an", "vn", "nz")
 
 
-class ITMData(_Frozen):
+class ITMData(TaskSplits):
     min_words: int = Field(6, ge=1)
     max_words: int = Field(12, ge=1)
-    val_fraction: float = Field(0.05, gt=0, lt=0.5)
-    test_fraction: float = Field(
-        0.1, gt=0, lt=0.5, description="pairs (by id) for the test; the pretrained card's "
-        "downstream_test_fraction replaces it"
-    )
     max_test_pairs: int = Field(600, ge=2)
     seed: int = 0
 

@@ -9,8 +9,7 @@ from tokenizers import Tokenizer
 
 from m6_pipeline.model.generation import Sampling, decode_step, encode_prefix, next_token
 from m6_pipeline.model.m6 import M6Model
-from m6_pipeline.model.masking import MASKED_TEXT
-from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.pretraining.tasks import SpecialTokens, prefix_batch
 from m6_pipeline.tasks.poem.format import PoemConstraint, PoemFormat
 from m6_pipeline.tokenization.wordpiece import detokenize
 
@@ -34,17 +33,6 @@ def prompt_ids(
         )
     return before + tokenizer.encode(title).ids[:room] + after
 
-
-def prompt_batch(prompts: list[list[int]], special: SpecialTokens) -> tuple[torch.Tensor, ...]:
-    """Right-padded [prompt [SEP]] prefixes as `collate` lays them out: input_ids,
-    segment_ids [batch, width] and prefix_lengths [batch]."""
-    rows = [[*p, special.sep] for p in prompts]
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), special.pad, dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    segment_ids = torch.full_like(input_ids, MASKED_TEXT)
-    return input_ids, segment_ids, torch.tensor([len(r) for r in rows], dtype=torch.long)
 
 
 @torch.no_grad()
@@ -72,7 +60,7 @@ def generate_poems(
         )
     device = next(model.parameters()).device
     prompts = [prompt_ids(tokenizer, t, prompt_template, max_prompt_tokens) for t in titles]
-    input_ids, segment_ids, prefix_lengths = (t.to(device) for t in prompt_batch(prompts, special))
+    input_ids, segment_ids, prefix_lengths = (t.to(device) for t in prefix_batch(prompts, special))
     budget = fmt.max_poem_tokens
     # [BOS] sits at position prefix_length; the last token fed is the one before [EOS]
     needed = input_ids.shape[1] + budget

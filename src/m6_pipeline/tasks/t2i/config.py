@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from m6_pipeline.tasks.finetune.config import FinetuneTraining
 from m6_pipeline.torch_threads import intra_op_threads
 
 
@@ -34,20 +33,14 @@ class T2IData(_Frozen):
         return self.max_prompt_tokens + 1
 
 
-class T2ITraining(_Frozen):
+class T2ITraining(FinetuneTraining):
+    """The downstream finetuning settings, with text-to-image's longer defaults."""
+
     steps: int = Field(3000, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(3e-4, gt=0)
     warmup_steps: int = Field(100, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    weight_decay: float = Field(0.01, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    precision: Literal["bf16", "fp32"] = "bf16"
     log_every: int = Field(50, ge=1)
     eval_every: int = Field(500, ge=1)
     checkpoint_every: int = Field(500, ge=1)
-    seed: int = 0
 
 
 class T2ISampling(_Frozen):

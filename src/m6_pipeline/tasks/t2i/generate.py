@@ -18,8 +18,7 @@ import torch
 
 from m6_pipeline.model.generation import decode_step, encode_prefix, filter_logits, full_sequence_logits
 from m6_pipeline.model.m6 import M6Model
-from m6_pipeline.model.masking import MASKED_TEXT
-from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.pretraining.tasks import SpecialTokens, prefix_batch
 from m6_pipeline.tasks.t2i.config import T2ISampling
 
 
@@ -29,16 +28,6 @@ class GeneratedCodes:
     pmi: torch.Tensor | None  # [n_prompts, samples] nats; None without the unconditional pass
     chosen: torch.Tensor | None  # [n_prompts] index of the reranked sample
 
-
-def prefix_batch(prompts: list[list[int]], special: SpecialTokens) -> tuple[torch.Tensor, ...]:
-    """Right-padded [prompt [SEP]] prefixes: (input_ids, segment_ids, prefix_lengths)."""
-    rows = [[*p, special.sep] for p in prompts]
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), special.pad, dtype=torch.long)
-    for i, row in enumerate(rows):
-        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    segment_ids = torch.full_like(input_ids, MASKED_TEXT)
-    return input_ids, segment_ids, torch.tensor([len(r) for r in rows], dtype=torch.long)
 
 
 @torch.no_grad()

@@ -48,8 +48,8 @@ def prompt_grid(prompts: list[str], images: np.ndarray, title: str) -> plt.Figur
 def finetune_curve(training: dict) -> plt.Figure:
     figure, ax = plt.subplots(figsize=(6.5, 3.6))
     history, validation = training["history"], training["validation"]
-    ax.plot([r["step"] for r in history], [r["code_loss"] for r in history], label="train")
-    ax.plot([r["step"] for r in validation], [r["val_code_loss"] for r in validation], "o-", label="held-out")
+    ax.plot([r["step"] for r in history], [r["loss"] for r in history], label="train")
+    ax.plot([r["step"] for r in validation], [r["val_loss"] for r in validation], "o-", label="held-out")
     ax.axhline(training["uniform_code_loss"], color="grey", ls="--", label="uniform over codes")
     ax.set_xlabel("step")
     ax.set_ylabel("code cross entropy (nats)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from m6_pipeline.tasks.finetune.config import FinetuneJob, _Frozen
+from m6_pipeline.tasks.finetune.config import FinetuneJob, TaskSplits, _Frozen
 
 
 class SceneCounts(_Frozen):
@@ -15,12 +15,7 @@ class SceneCounts(_Frozen):
     test: int = Field(300, ge=0)
 
 
-class VQAData(_Frozen):
-    val_fraction: float = Field(0.05, gt=0, lt=0.5, description="catalogue products (by id) for validation")
-    test_fraction: float = Field(
-        0.1, gt=0, lt=0.5, description="pairs (by id) for the test; the pretrained card's "
-        "downstream_test_fraction replaces it"
-    )
+class VQAData(TaskSplits):
     scenes: SceneCounts = SceneCounts()
     canvas: int = Field(128, ge=16, description="side of a scene image before the patch extractor")
     max_test_questions: int = Field(600, ge=1)
