@@ -54,10 +54,11 @@ def read_annotations(evaluate: dict, key: dict) -> dict:
     return summarise(annotations, key)
 
 
-def report(vqa: dict, caption: dict, itm: dict, qa: dict, poem: dict, human: dict) -> tuple[dict, str]:
+def report(vqa: dict, caption: dict, itm: dict, qa: dict, poem: dict, t2i: dict, human: dict) -> tuple[dict, str]:
     metrics = dict(zip(TASKS, (vqa, caption, itm, qa, poem)))
     summary = collect(metrics)
+    summary["t2i_attribute_accuracy"] = t2i["attribute_accuracy"]
     if not summary["pretrained_wins_all"]:
         lost = [k for k, v in summary["pretrained_wins"].items() if not v]
         log.warning("evaluate: the pretrained model does not beat the baseline on %s", lost)
-    return {"summary": summary, "human": human, "tasks": metrics}, markdown(summary, metrics, human)
+    return {"summary": summary, "human": human, "tasks": metrics}, markdown(summary, metrics, human, t2i)

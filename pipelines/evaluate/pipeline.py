@@ -17,6 +17,6 @@ def create_pipeline(**kwargs) -> Pipeline:
              ["human_eval_items", "human_eval_key", "human_eval_manifest"], name="export_human_batch"),
         Node(nodes.read_annotations, ["params:evaluate", "human_eval_key"], "human_eval_results",
              name="read_annotations"),
-        Node(nodes.report, [*METRICS, "human_eval_results"], ["evaluation_metrics", "evaluation_report"],
+        Node(nodes.report, [*METRICS, "t2i_metrics", "human_eval_results"], ["evaluation_metrics", "evaluation_report"],
              name="evaluation_report"),
     ])

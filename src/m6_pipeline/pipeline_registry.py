@@ -42,7 +42,7 @@ def _missing_downstream_tasks(tasks: dict[str, Pipeline], upstream: Pipeline) ->
     """The task pipelines whose metrics are missing (with what they need), for `evaluate`."""
     missing = Pipeline([])
     for name, pipe in tasks.items():
-        if not Path(f"data/08_reporting/{name}/metrics.json").exists():
+        if not Path(f"data/08_reporting/{name}/metrics.json").exists():  # t2i: data/08_reporting/t2i
             missing += pipe
     return upstream + missing if missing.nodes else missing
 
@@ -64,7 +64,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "pretrain_100b": upstream + pretrain_100b,
         "finetune_t2i": t2i_upstream + finetune_t2i(),
         **{name: task_upstream + pipe for name, pipe in tasks.items()},
-        "evaluate": _missing_downstream_tasks(tasks, task_upstream) + evaluate(),
+        "evaluate": _missing_downstream_tasks({**tasks, "t2i": t2i_upstream + finetune_t2i()}, task_upstream)
+        + evaluate(),
         # every stage once at laptop scale: dense and MoE pretraining (10B is the dense stage at
         # another size; it runs by name), the VQGAN and text-to-image
         "__default__": stages["corpus"] + stages["tokenizer"] + stages["features"] + pretrain_base

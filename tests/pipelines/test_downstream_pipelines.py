@@ -24,6 +24,10 @@ from pipelines.prompting.pipeline import create_pipeline as prompting
 from tests.conftest import ROOT
 from tests.pipelines.test_t2i_pipelines import merged, rendered_pairs
 
+ACCURACY = {"colour": 0.9, "category": 0.6, "pattern": 0.3}
+T2I_METRICS = {"attribute_accuracy": ACCURACY, "n_prompts": 120, "variants": {"paper_top_k": {"attribute_accuracy": ACCURACY}},
+               "real_images": ACCURACY, "vqgan_reconstructions": ACCURACY,
+               "chance": {"colour": 1 / 11, "category": 0.1, "pattern": 0.2}}
 TRAINING = {"steps": 12, "batch_size": 8, "warmup_steps": 2, "log_every": 4, "eval_every": 6,
             "checkpoint_every": 6, "precision": "fp32", "lr": 2e-3}
 
@@ -65,6 +69,7 @@ def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
         "patch_features_manifest": MemoryDataset(manifest),
         "pretrain_base.model_card": MemoryDataset(card),
         "corpus_lm": MemoryDataset(CharBigramLM.train(texts), copy_mode="assign"),
+        "t2i_metrics": MemoryDataset(T2I_METRICS),
         "evaluation_metrics": JSONDataset(filepath=str(report / "metrics.json")),
         "evaluation_report": TextDataset(filepath=str(report / "report.md")),
         "human_eval_items": JSONDataset(filepath=str(report / "items.json")),
@@ -87,7 +92,7 @@ def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
     assert summary["poem"]["pretrained"]["validity"] == summary["poem"]["baseline"]["validity"] == 1.0
     assert set(summary["pretrained_wins"]) >= {"vqa_overall", "caption_cider_d", "itm_accuracy"}
     text = (report / "report.md").read_text(encoding="utf-8")
-    assert "## VQA (Table 5)" in text and "their data, for reference only" in text and "No annotations yet" in text
+    assert "## Text-to-image (§4.1)" in text and "## VQA (Table 5)" in text and "their data, for reference only" in text and "No annotations yet" in text
     items = catalog["human_eval_items"].load()
     assert {i["kind"] for i in items} == {"vqa", "caption", "qa", "qa_turing", "poem"}
     assert "pretrained" not in str(items) and "baseline" not in str(items)

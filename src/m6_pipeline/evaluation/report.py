@@ -48,11 +48,27 @@ def collect(metrics: dict[str, dict]) -> dict:
     return summary
 
 
-def markdown(summary: dict, metrics: dict[str, dict], human: dict | None) -> str:
+def t2i_table(t2i: dict) -> str:
+    """Text-to-image (§4.1): attribute accuracy of generated images by decoding variant, with the
+    judge's ceilings (real images, VQGAN reconstructions) and chance."""
+    attributes = ["colour", "category", "pattern"]
+    rows = [[name, *[v["attribute_accuracy"][a] for a in attributes]] for name, v in t2i["variants"].items()]
+    rows += [["real images (judge ceiling)", *[t2i["real_images"][a] for a in attributes]],
+             ["VQGAN reconstructions", *[t2i["vqgan_reconstructions"][a] for a in attributes]],
+             ["chance", *[t2i["chance"][a] for a in attributes]]]
+    return _table(["images", *attributes], rows)
+
+
+def markdown(summary: dict, metrics: dict[str, dict], human: dict | None, t2i: dict | None = None) -> str:
     out = ["# M6 downstream evaluation", "",
            "Pretrained: the pretrained M6 finetuned on the task. Baseline: the same architecture "
            "finetuned from its initialisation (the paper's non-pretrained baseline). QA and poems "
            "prompt both without finetuning. Automatic metrics on this project's data.", ""]
+    if t2i is not None:
+        out += ["## Text-to-image (§4.1)", "", t2i_table(t2i),
+                f"\nAttribute accuracy of images generated for {t2i['n_prompts']} held-out prompts, read by a "
+                "classifier trained on real images (finetune_t2i's report has the rest). The paper shows "
+                "samples only (Figures 4-7).", ""]
     out += ["## VQA (Table 5)", "", _table(["model", *VQA_TYPES],
             [[m, *[summary["vqa_accuracy"][m][t] for t in VQA_TYPES]] for m in MODELS]),
             f"\nExact-match accuracy on {metrics['vqa']['n_test']} test questions.\n", _paper(paper.TABLE5_FMIQA, "human-judged accuracy, %"), ""]
