@@ -47,6 +47,7 @@ def main() -> None:
         },
         args.out,
     )
+    dist.barrier()  # neither rank tears gloo down while the other still talks (a flaky SIGABRT)
     dist.destroy_process_group()
 
 
