@@ -20,7 +20,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def _paper(table: dict, unit: str) -> str:
-    rows = [[name, *values] for name, values in table["rows"].items()]
+    rows = [[name, *map(str, values)] for name, values in table["rows"].items()]  # as published
     return f"Paper ({unit}; their data, for reference only):\n\n" + _table(["model", *table["columns"]], rows)
 
 
