@@ -1,5 +1,5 @@
-"""Answers from a finetuned model: greedy (or sampled) generation with the KV cache, and
-scoring of a closed set of one-token answers (image-text matching's 是 / 否)."""
+"""Answers from a finetuned model: greedy (or sampled) generation with the KV cache, and the
+log-likelihood of given targets (image-text matching's query scores)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from m6_pipeline.model.generation import Sampling, encode_prefix, generate
+from m6_pipeline.model.generation import Sampling, generate
 from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.finetune.examples import Encoded, batch_of
@@ -39,22 +39,6 @@ def generate_texts(
         )
         out += [detokenize(tokenizer, g) for g in generated]
     return out
-
-
-@torch.no_grad()
-def first_token_scores(
-    model: M6Model, encoded: list[Encoded], special: SpecialTokens, features: dict[str, np.ndarray],
-    candidates: list[int], batch_size: int = 64,
-) -> np.ndarray:
-    """Log-probabilities [n_examples, n_candidates] of each candidate token as the first target
-    token, renormalised over the candidates (a classifier read off the language-model head)."""
-    model.eval()
-    rows = []
-    for start in range(0, len(encoded), batch_size):
-        ids, segments, lengths, patches = _prefix(encoded[start : start + batch_size], special, features)
-        logits, _ = encode_prefix(model, ids, segments, lengths, special.bos, patches)
-        rows.append(torch.log_softmax(logits.float()[:, candidates], dim=-1))
-    return torch.cat(rows).numpy()
 
 
 @torch.no_grad()

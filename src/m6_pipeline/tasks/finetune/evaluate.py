@@ -13,7 +13,7 @@ from m6_pipeline.model.m6 import M6Model
 from m6_pipeline.model.pretrained import load_pretrained
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.finetune.config import FinetuneJob
-from m6_pipeline.tasks.finetune.decode import first_token_scores, generate_texts
+from m6_pipeline.tasks.finetune.decode import generate_texts
 from m6_pipeline.tasks.finetune.examples import TaskExample, encode_examples
 
 
@@ -34,24 +34,6 @@ def generated_answers(
                                     job.decoding.max_new_tokens, job.decoding.batch_size)
             for variant, model in models.items()
         }
-
-
-def candidate_log_probs(
-    job: FinetuneJob, models: dict[str, M6Model], examples: list[TaskExample], tokenizer: Tokenizer,
-    features: dict[str, np.ndarray], candidates: list[str],
-) -> dict[str, np.ndarray]:
-    """{variant: [n_examples, n_candidates] log-probabilities of one-token answers}."""
-    special = SpecialTokens.of(tokenizer)
-    ids = []
-    for word in candidates:
-        token = tokenizer.token_to_id(word)
-        if token is None:
-            raise ValueError(f"the tokenizer has no token {word!r}; the answer set must be single tokens")
-        ids.append(token)
-    encoded = encode_examples(examples, tokenizer, job.max_prompt_tokens, job.max_target_tokens)
-    with job.threads():
-        return {variant: first_token_scores(model, encoded, special, features, ids, job.decoding.batch_size)
-                for variant, model in models.items()}
 
 
 def prediction_rows(examples: list[TaskExample], outputs: dict[str, list], **columns) -> list[dict]:

@@ -79,6 +79,3 @@ def finetune_variant(
              record["validation"][0]["val_loss"], record["validation"][-1]["val_loss"], record["seconds"])
     return card, record
 
-
-def encoded_for(job: FinetuneJob, examples: list[TaskExample], tokenizer: Tokenizer) -> list[Encoded]:
-    return encode_examples(examples, tokenizer, job.max_prompt_tokens, job.max_target_tokens)
