@@ -5,6 +5,7 @@ baseline variant finetuned side by side, then the test-split metrics. Datasets a
 
 from kedro.pipeline import Node, Pipeline
 
+from m6_pipeline.tasks.finetune.config import VARIANTS
 from pipelines.finetune_tasks import nodes
 
 SHARED = {"tokenizer", "patch_features_manifest", "patch_extractor"}
@@ -22,7 +23,7 @@ def _template(task: str) -> Pipeline:
         Node(nodes.parse_job(task), ["params:task", "pretrained_card"], "job", name="parse_job"),
         Node(BUILDERS[task], ["job", *EXAMPLE_INPUTS[task]], ["task_examples", "extra_features"], name="examples"),
         *[Node(nodes.finetune(variant), DATA, [f"card_{variant}", f"training_{variant}"], name=f"finetune_{variant}")
-          for variant in ("pretrained", "baseline")],
+          for variant in VARIANTS],
         Node(nodes.evaluate(task),
              [*DATA, "card_pretrained", "card_baseline", "training_pretrained", "training_baseline"],
              ["task_metrics", "predictions"], name="evaluate"),

@@ -11,6 +11,7 @@ from tokenizers import Tokenizer
 
 from m6_pipeline.model.generation import Sampling
 from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.tasks.finetune.config import VARIANTS
 from m6_pipeline.tasks.finetune.models import initial_model
 from m6_pipeline.tasks.poem.format import check_poem
 from m6_pipeline.tasks.poem.generate import generate_poems
@@ -20,7 +21,6 @@ from m6_pipeline.tasks.qa.generate import answer_questions
 from m6_pipeline.tasks.qa.prompts import load_questions, load_titles
 
 log = logging.getLogger(__name__)
-VARIANTS = ("pretrained", "baseline")
 
 
 def parse_job(kind: str):

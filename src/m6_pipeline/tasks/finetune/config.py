@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from m6_pipeline.torch_threads import intra_op_threads
 
+# pretrained: the pretrained M6 finetuned; baseline: the same architecture from its
+# initialisation (the paper's comparison). Every task runs both.
 Variant = Literal["pretrained", "baseline"]
 VARIANTS: tuple[Variant, ...] = ("pretrained", "baseline")
 
@@ -60,10 +62,6 @@ class FinetuneJob(_Frozen):
     task: str
     pretrained_dir: Path | None = Field(None, description="the pretrained M6 (set from its card)")
     out_dir: Path = Field(description="finetuned models: out_dir/<variant>/")
-    variants: tuple[Variant, ...] = Field(
-        VARIANTS, description="pretrained: finetune the pretrained M6; baseline: the same "
-        "architecture from its initialisation (the paper's comparison)",
-    )
     training: FinetuneTraining = FinetuneTraining()
     decoding: Decoding = Decoding()
     max_prompt_tokens: int = Field(32, ge=1)
