@@ -22,7 +22,7 @@ from m6_pipeline.tasks.itm.evaluate import evaluate_itm
 from m6_pipeline.tasks.records import load_pair_records
 from m6_pipeline.tasks.vqa.config import VQAJob
 from m6_pipeline.tasks.vqa.data import catalogue_questions, fmiqa_questions
-from m6_pipeline.tasks.vqa.evaluate import evaluate_vqa, zero_shot_answers
+from m6_pipeline.tasks.vqa.evaluate import evaluate_vqa
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,10 @@ def evaluate(task: str):
             patch_features_manifest: dict, card_pretrained: dict, card_baseline: dict,
             training_pretrained: dict, training_baseline: dict) -> tuple[dict, list[dict]]:
         splits = examples_from_json(task_examples)
-        test, extra = splits["test"], {"calibration": splits["calibration"]} if task == "itm" else {}
-        features = _features(test + extra.get("calibration", []), patch_features_manifest, extra_features)
+        scored = [e for name, examples in splits.items() if name not in ("train", "val") for e in examples]
+        features = _features(scored, patch_features_manifest, extra_features)
         models = load_variants({"pretrained": card_pretrained, "baseline": card_baseline})
-        metrics, predictions = EVALUATORS[task](job, models, test, tokenizer, features, **extra)
+        metrics, predictions = EVALUATORS[task](job, models, splits, tokenizer, features)
         metrics["test_unseen_in_pretraining"] = task_examples.get("test_unseen_in_pretraining", False)
         metrics["validation_loss"] = {
             v: {"start": t["validation"][0]["val_loss"], "end": t["validation"][-1]["val_loss"]}
@@ -113,18 +113,9 @@ def evaluate(task: str):
         }
         metrics["training_curves"] = {"pretrained": training_pretrained["validation"],
                                       "baseline": training_baseline["validation"]}
-        if task == "vqa":
-            images = sorted({e.image_id for e in test if not e.image_id.startswith("scene/")})[:4]
-            metrics["zero_shot"] = zero_shot_answers(job, _pretrained_only(job), images, tokenizer, features)
         log.info("%s: %s", task, {k: v for k, v in metrics.items() if k in ("accuracy", "scores")})
         return metrics, predictions
 
     run.__name__ = f"evaluate_{task}"
     return run
 
-
-def _pretrained_only(job: FinetuneJob):
-    """The pretrained M6 itself (not finetuned), for zero-shot prompting."""
-    from m6_pipeline.model.pretrained import load_pretrained
-
-    return load_pretrained(job.pretrained_dir)[0]

@@ -20,9 +20,10 @@ def caption_scores(captions: list[str], references: list[str]) -> dict[str, floa
 
 
 def evaluate_caption(
-    job: CaptionJob, models: dict[str, M6Model], test: list[TaskExample], tokenizer: Tokenizer,
+    job: CaptionJob, models: dict[str, M6Model], splits: dict[str, list[TaskExample]], tokenizer: Tokenizer,
     features: dict[str, np.ndarray],
 ) -> tuple[dict, list[dict]]:
+    test = splits["test"]
     captions = generated_answers(job, models, test, tokenizer, features)
     references = [e.target for e in test]
     metrics = {variant: caption_scores(c, references) for variant, c in captions.items()}

@@ -47,9 +47,10 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def evaluate_itm(
-    job: ITMJob, models: dict[str, M6Model], test: list[TaskExample], tokenizer: Tokenizer,
-    features: dict[str, np.ndarray], calibration: list[TaskExample],
+    job: ITMJob, models: dict[str, M6Model], splits: dict[str, list[TaskExample]], tokenizer: Tokenizer,
+    features: dict[str, np.ndarray],
 ) -> tuple[dict, list[dict]]:
+    test, calibration = splits["test"], splits["calibration"]
     labels = np.array([e.meta["label"] for e in test])
     cal_labels = np.array([e.meta["label"] for e in calibration])
     metrics, outputs = {}, {}

@@ -8,6 +8,7 @@ from tokenizers import Tokenizer
 
 from m6_pipeline.model.generation import Sampling
 from m6_pipeline.model.m6 import M6Model
+from m6_pipeline.model.pretrained import load_pretrained
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.finetune.decode import generate_texts
 from m6_pipeline.tasks.finetune.evaluate import generated_answers, prediction_rows
@@ -18,13 +19,19 @@ from m6_pipeline.tasks.vqa.questions import prompt
 
 
 def evaluate_vqa(
-    job: VQAJob, models: dict[str, M6Model], test: list[TaskExample], tokenizer: Tokenizer,
+    job: VQAJob, models: dict[str, M6Model], splits: dict[str, list[TaskExample]], tokenizer: Tokenizer,
     features: dict[str, np.ndarray],
 ) -> tuple[dict, list[dict]]:
+    """Accuracy per question type on the test split, and the pretrained model's zero-shot
+    answers about four single-product test images."""
+    test = splits["test"]
     answers = generated_answers(job, models, test, tokenizer, features)
     references, types = [e.target for e in test], [e.meta["type"] for e in test]
     metrics = {variant: accuracy_by_type(a, references, types) for variant, a in answers.items()}
-    return {"accuracy": metrics, "n_test": len(test)}, prediction_rows(test, answers)
+    images = sorted({e.image_id for e in test if not e.image_id.startswith("scene/")})[:4]
+    pretrained, _ = load_pretrained(job.pretrained_dir)
+    zero_shot = zero_shot_answers(job, pretrained, images, tokenizer, features)
+    return {"accuracy": metrics, "n_test": len(test), "zero_shot": zero_shot}, prediction_rows(test, answers)
 
 
 def zero_shot_answers(
