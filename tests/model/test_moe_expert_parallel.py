@@ -23,8 +23,10 @@ def run_expert_parallel(config: MoEConfig, tmp_path: Path) -> list[dict]:
                           "--out", str(tmp_path / f"rank{r}.pt"), "--config", config.model_dump_json()])
         for r in range(2)
     ]
-    for p in procs:
-        assert p.wait(timeout=240) == 0
+    for r, p in enumerate(procs):
+        code = p.wait(timeout=240)
+        saved = "after" if (tmp_path / f"rank{r}.pt").exists() else "before"
+        assert code == 0, f"rank {r} exited with {code}, {saved} saving its results"
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
 
