@@ -11,9 +11,17 @@ export HF_DATASETS_OFFLINE := 1
 
 DJ_VENV := benchmarks/.venv-dj
 
-.PHONY: setup run test test-all bench bench-setup viz
+.PHONY: setup run test test-all bench bench-setup viz app browser
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Debian's Chromium for the app's real-browser test (Playwright drives it; it never downloads
+# a browser of its own). Installed once where apt-get can; elsewhere the test says what to do.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } \
+	  || echo "note: no $(CHROMIUM); the browser test needs Debian's chromium (apt-get install chromium)"; }
 
 # Installs the pinned lock, then ColossalAI without its own pins (they ask for torch<=2.5.1),
 # then this project in editable mode. Re-running is a no-op while the inputs are unchanged.
@@ -51,3 +59,7 @@ bench: setup bench-setup
 
 viz: setup
 	$(VENV)/bin/kedro viz run --env=local
+
+# The annotation app and demos (admin commands: python -m m6_pipeline.annotation.admin --help)
+app: setup
+	$(VENV)/bin/streamlit run app/streamlit_app.py -- --env local

@@ -13,8 +13,9 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(nodes.export_batch,
              ["params:evaluate", "finetune_vqa.predictions", "finetune_caption.predictions", "qa.predictions",
-              "poem.predictions"],
-             ["human_eval_items", "human_eval_key", "human_eval_manifest"], name="export_human_batch"),
+              "poem.predictions", "t2i_predictions", "t2i_images"],
+             ["human_eval_items", "human_eval_key", "human_eval_manifest", "human_eval_images"],
+             name="export_human_batch"),
         Node(nodes.read_annotations, ["params:evaluate", "human_eval_key"], "human_eval_results",
              name="read_annotations"),
         Node(nodes.report, [*METRICS, "t2i_metrics", "human_eval_results"], ["evaluation_metrics", "evaluation_report"],

@@ -38,11 +38,17 @@ def _missing_upstream(stages: dict[str, Pipeline]) -> Pipeline:
     return missing
 
 
+# what `evaluate` reads of a task beyond its metrics (the human batch shows generated images)
+EVALUATED_OUTPUTS = {"t2i": ["data/07_model_output/finetune_t2i/predictions.json",
+                             "data/07_model_output/finetune_t2i/images.parquet"]}
+
+
 def _missing_downstream_tasks(tasks: dict[str, Pipeline], upstream: Pipeline) -> Pipeline:
     """The task pipelines whose metrics are missing (with what they need), for `evaluate`."""
     missing = Pipeline([])
     for name, pipe in tasks.items():
-        if not Path(f"data/08_reporting/{name}/metrics.json").exists():  # t2i: data/08_reporting/t2i
+        needed = [f"data/08_reporting/{name}/metrics.json", *EVALUATED_OUTPUTS.get(name, [])]
+        if not all(Path(p).exists() for p in needed):  # t2i: data/08_reporting/t2i
             missing += pipe
     return upstream + missing if missing.nodes else missing
 

@@ -4,13 +4,19 @@ variants (validation loss falls), the report and the blind human batch are writt
 
 from __future__ import annotations
 
+import io
+
+import pandas as pd
 import torch
+from PIL import Image
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
+from kedro_datasets.pandas import ParquetDataset
 from kedro_datasets.text import TextDataset
 from safetensors.torch import save_model
 
+from m6_pipeline.annotation.store import AnnotationStore
 from m6_pipeline.corpus.language_model import CharBigramLM
 from m6_pipeline.features.config import FeaturesConfig
 from m6_pipeline.features.extract import extract_patch_features
@@ -24,10 +30,20 @@ from pipelines.prompting.pipeline import create_pipeline as prompting
 from tests.conftest import ROOT
 from tests.pipelines.test_t2i_pipelines import merged, rendered_pairs
 
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
 ACCURACY = {"colour": 0.9, "category": 0.6, "pattern": 0.3}
 T2I_METRICS = {"attribute_accuracy": ACCURACY, "n_prompts": 120, "variants": {"paper_top_k": {"attribute_accuracy": ACCURACY}},
                "real_images": ACCURACY, "vqgan_reconstructions": ACCURACY,
                "chance": {"colour": 1 / 11, "category": 0.1, "pattern": 0.2}}
+GENERATED = {f"gen{i}": png for i, png in enumerate(
+    _png(Image.new("RGB", (16, 16), (40 * i, 90, 200))) for i in range(4))}
+T2I_PREDICTIONS = [{"id": f"t2i/{i}", "prompt": "一件红色的圆点连衣裙", "image_id": None, "reference": None,
+                    "meta": {"stated": {"colour": "红色"}}, "outputs": {"pretrained": f"gen{i}"}} for i in range(4)]
 TRAINING = {"steps": 12, "batch_size": 8, "warmup_steps": 2, "log_every": 4, "eval_every": 6,
             "checkpoint_every": 6, "precision": "fp32", "lr": 2e-3}
 
@@ -58,7 +74,8 @@ def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
         "qa": {"prompts_path": str(ROOT / "conf/base/prompts/qa_prompts.jsonl"), "max_new_tokens": 12},
         "poem": {"prompts_path": str(ROOT / "conf/base/prompts/poem_titles.txt"),
                  "format": {"line_chars": 5, "max_lines": 4}},
-        "evaluate": {"annotations_dir": str(tmp_path / "annotations")},
+        "evaluate": {"annotations_dir": str(tmp_path / "annotations"), "store": str(tmp_path / "store.sqlite"),
+                     "pairs_dir": str(tmp_path / "pairs")},
     }
     report = tmp_path / "report"
     catalog = DataCatalog(datasets={
@@ -70,9 +87,14 @@ def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
         "pretrain_base.model_card": MemoryDataset(card),
         "corpus_lm": MemoryDataset(CharBigramLM.train(texts), copy_mode="assign"),
         "t2i_metrics": MemoryDataset(T2I_METRICS),
+        "t2i_predictions": MemoryDataset(T2I_PREDICTIONS),
+        "t2i_images": MemoryDataset(pd.DataFrame({"image_key": list(GENERATED), "png": list(GENERATED.values())})),
         "evaluation_metrics": JSONDataset(filepath=str(report / "metrics.json")),
         "evaluation_report": TextDataset(filepath=str(report / "report.md")),
         "human_eval_items": JSONDataset(filepath=str(report / "items.json")),
+        "human_eval_key": JSONDataset(filepath=str(report / "key.json")),
+        "human_eval_results": JSONDataset(filepath=str(report / "human_results.json")),
+        "human_eval_images": ParquetDataset(filepath=str(report / "images.parquet")),
         **{f"finetune_{t}.training_{v}": JSONDataset(filepath=str(tmp_path / f"{t}_{v}.json"))
            for t in ("vqa", "caption", "itm") for v in ("pretrained", "baseline")},
     })
@@ -94,8 +116,30 @@ def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
     text = (report / "report.md").read_text(encoding="utf-8")
     assert "## Text-to-image (§4.1)" in text and "## VQA (Table 5)" in text and "their data, for reference only" in text and "No annotations yet" in text
     items = catalog["human_eval_items"].load()
-    assert {i["kind"] for i in items} == {"vqa", "caption", "qa", "qa_turing", "poem"}
+    assert {i["kind"] for i in items} == {"vqa", "caption", "qa", "qa_turing", "poem", "t2i"}
     assert "pretrained" not in str(items) and "baseline" not in str(items)
+    images = catalog["human_eval_images"].load()
+    shown = {i["image_key"] for i in items if i["image_key"]} | {i["output"] for i in items if i["kind"] == "t2i"}
+    assert shown == set(images["image_key"])
+    scene_items = [i for i in items if (i["image_id"] or "").startswith("scene/")]
+    assert scene_items  # number / relation questions show the scene redrawn from its products
+    for png in images["png"]:
+        Image.open(io.BytesIO(png)).verify()
+
+    # annotations made in the app's store come back into the human results of the report
+    key = catalog["human_eval_key"].load()
+    store = AnnotationStore(tmp_path / "store.sqlite")
+    tokens = [store.create_annotator(n) for n in ("li", "wang")]
+    store.assign(store.load_batch(items, key, dict(zip(images["image_key"], images["png"])), seed=0), 2, seed=0)
+    for token in tokens:
+        who = store.sign_in(token)
+        for _ in range(30):
+            item = store.next_item(who)
+            scores = {c: (a[0] if isinstance(a[0], str) else a[1]) for c, a in item.criteria.items()}
+            store.submit(who, item.item_id, scores, 1.0)
+    SequentialRunner().run(evaluate().only_nodes("read_annotations"), catalog)
+    human = catalog["human_eval_results"].load()
+    assert human["n_annotations"] == 60 and human["annotators"] == {"li": 30, "wang": 30}
 
     # the analysis notebook runs headless over these reports
     from m6_pipeline.evaluation.notebook import execute_notebook

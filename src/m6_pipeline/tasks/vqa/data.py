@@ -39,7 +39,7 @@ def catalogue_questions(
         drawn = draw_scenes(products, getattr(config.scenes, split), rng, split)
         scenes += drawn
         questions = [q for r in products for q in single_product_questions(r)]
-        questions += [q for scene_id, items in drawn for q in scene_questions(scene_id, items, rng)]
+        questions += [q for scene_id, items in drawn for q in scene_questions(scene_id, items, rng, config.canvas)]
         order = rng.permutation(len(questions))
         examples[split] = [questions[i] for i in order]
     examples["test"] = examples["test"][: config.max_test_questions]

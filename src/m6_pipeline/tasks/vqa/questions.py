@@ -44,12 +44,16 @@ def single_product_questions(record: PairRecord) -> list[TaskExample]:
     ]
 
 
-def scene_questions(scene_id: str, products: list[PairRecord], rng: np.random.Generator) -> list[TaskExample]:
+def scene_questions(
+    scene_id: str, products: list[PairRecord], rng: np.random.Generator, canvas: int = 128
+) -> list[TaskExample]:
     """A number question, and for two products a relation question whose answer tells the two
-    apart (the left and right products differ in the attribute asked)."""
+    apart (the left and right products differ in the attribute asked). The meta records the
+    products left to right and the canvas side, from which `scenes.compose` redraws the image."""
+    scene = {"products": [p.id for p in products], "canvas": canvas}
     out = [TaskExample(
         id=f"{scene_id}#number", prompt=prompt("图中有几件商品？"), target=COUNT_WORDS[len(products)],
-        image_id=scene_id, meta={"type": "number", "question": "图中有几件商品？"},
+        image_id=scene_id, meta={"type": "number", "question": "图中有几件商品？", "scene": scene},
     )]
     if len(products) == 2:
         left, right = products
@@ -61,6 +65,6 @@ def scene_questions(scene_id: str, products: list[PairRecord], rng: np.random.Ge
             question = RELATION[(side, attribute)]
             out.append(TaskExample(
                 id=f"{scene_id}#relation", prompt=prompt(question), target=product.attributes[attribute],
-                image_id=scene_id, meta={"type": "relation", "question": question},
+                image_id=scene_id, meta={"type": "relation", "question": question, "scene": scene},
             ))
     return out
