@@ -20,8 +20,15 @@ def values(allowed: list) -> list:
     return allowed if isinstance(allowed[0], str) else list(range(allowed[0], allowed[1] + 1))
 
 
-def set_score(criterion: str, value) -> None:
-    state.scores[criterion] = value
+def set_score(item_id: str, criteria: dict, value) -> None:
+    """A key or click scores the criterion highlighted *now*. A button drawn by an earlier run
+    (a key pressed faster than the page redraws) can still fire: it never rewrites a score
+    already given, nor scores another item."""
+    if state.get("shown_item") != item_id:
+        return
+    current = next((c for c in criteria if c not in state.scores), None)
+    if current is not None and value in values(criteria[current]):
+        state.scores[current] = value
 
 
 def clear_score(criterion: str) -> None:
@@ -96,20 +103,21 @@ with right:
         st.markdown("**Output**")
         st.text(item.output)
 
+# The same elements in the same places on every run (only their content changes), so a redraw
+# never shows a stale copy of a button beside the new one.
 current = next((c for c in item.criteria if c not in state.scores), None)
 for criterion in item.criteria:
-    label, value_col, edit_col = st.columns([2, 1, 1])
-    marker = "→ " if criterion == current else ""
-    label.markdown(f"{marker}**{criterion}**: {CRITERIA_HELP[criterion]}")
-    if criterion in state.scores:
-        value_col.markdown(f"**{state.scores[criterion]}**")
-        edit_col.button("change", key=f"change-{criterion}", on_click=clear_score, args=(criterion,))
-if current is not None:
-    options = values(item.criteria[current])
-    st.markdown(f"Score **{current}** (keys {', '.join(map(str, options))}):")
-    for column, value in zip(st.columns(len(options)), options):
-        column.button(str(value), key=f"score-{current}-{value}", shortcut=str(value),
-                      on_click=set_score, args=(current, value), width="stretch")
+    label, value_col, edit_col = st.columns([4, 1, 1])
+    label.markdown(f"{'→ ' if criterion == current else ''}**{criterion}**: {CRITERIA_HELP[criterion]}")
+    value_col.markdown(f"**{state.scores.get(criterion, '–')}**")
+    edit_col.button("change", key=f"change-{criterion}", on_click=clear_score, args=(criterion,),
+                    disabled=criterion not in state.scores)
+options = values(item.criteria[current or list(item.criteria)[-1]])
+st.markdown(f"Score **{current}** (keys {', '.join(map(str, options))}):" if current else
+            "Every criterion is scored: **Enter** submits.")
+for column, value in zip(st.columns(len(options)), options):
+    column.button(str(value), key=f"score-{value}", shortcut=str(value), disabled=current is None,
+                  on_click=set_score, args=(item.item_id, item.criteria, value), width="stretch")
 
 st.text_input("Comment (needed to flag an item)", key="comment")
 submit, skip, flag, undo_col = st.columns(4)

@@ -1,6 +1,7 @@
 """Nodes of the `finetune_t2i` pipeline (§4.1, second stage): finetune the pretrained M6 on
 (text, image codes), train the attribute classifier that judges generated images, generate and
-evaluate. Thin wrappers from parameters and catalog entries to m6_pipeline.tasks.t2i."""
+evaluate, keeping the images of the first held-out prompts for the human evaluation. Thin
+wrappers from parameters and catalog entries to m6_pipeline.tasks.t2i."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from m6_pipeline.tasks.t2i.attributes import stated_attributes
 from m6_pipeline.tasks.t2i.classifier import accuracy, predict, train_classifier
 from m6_pipeline.tasks.t2i.config import T2IJob
 from m6_pipeline.tasks.t2i.data import T2ISplit, load_code_records, split_records
-from m6_pipeline.tasks.t2i.evaluate import evaluate_generation, generate_images
+from m6_pipeline.tasks.t2i.evaluate import evaluate_generation, generate_images, prediction_rows, prompts_as_given
 from m6_pipeline.tasks.t2i.train import T2ITrainer
 from m6_pipeline.vqgan import load_vqgan
 from m6_pipeline.vqgan.images import load_images_by_id
@@ -118,6 +119,10 @@ def train_attribute_classifier(job: T2IJob, tokenizer: Tokenizer, image_codes_ma
 
 def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqgan_card: dict,
              t2i_card: dict, attribute_classifier, t2i_training: dict):
+    """(metrics, prompt grid, finetuning curve, predictions rows, images table): the rows are the
+    first `evaluation.n_human_eval` held-out prompts, as far as the model read them, with the
+    paper_top_k image (first sample) the metrics were measured on, under the model name
+    "pretrained"."""
     split = _split(job, tokenizer, image_codes_manifest)
     special = SpecialTokens.of(tokenizer)
     model, _ = load_pretrained(Path(t2i_card["model_dir"]))
@@ -127,9 +132,9 @@ def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqga
     real = load_images_by_id(Path(vqgan_card["pairs_dir"]), [r.id for r in held], vqgan_card["resolution"])
     variants = {"paper_top_k": job.sampling, **job.variants}
     with job.threads():
-        metrics = evaluate_generation(
+        metrics, headline_images = evaluate_generation(
             model, vqgan, attribute_classifier, special, held, real, unseen, variants, job.training.seed,
-            job.data.target_start, job.evaluation.inception_weights,
+            job.data.target_start, job.evaluation.inception_weights, keep_images_of="paper_top_k",
         )
         figure_prompts = job.evaluation.figure_prompts
         encoded = [e.ids[: job.data.max_prompt_tokens] for e in tokenizer.encode_batch(figure_prompts, add_special_tokens=False)]
@@ -150,5 +155,10 @@ def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqga
         "figure_prompts": [{"prompt": p, "stated": stated_attributes(p)} for p in figure_prompts],
         **metrics,
     }
+    human = held[: job.evaluation.n_human_eval]
+    shown = prompts_as_given(tokenizer, [r.text for r in human], job.data.max_prompt_tokens)
+    rows, image_table = prediction_rows(human, headline_images[: len(human)], shown)
+    log.info("finetune_t2i: %d generated images kept for the human evaluation", len(rows))
     title = f"M6 text-to-image, {images.shape[1]} samples per prompt (top-k {job.sampling.top_k})"
-    return metrics, report.prompt_grid(figure_prompts, images, title), report.finetune_curve(t2i_training)
+    grid = report.prompt_grid(figure_prompts, images, title)
+    return metrics, grid, report.finetune_curve(t2i_training), rows, image_table

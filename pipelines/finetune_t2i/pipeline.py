@@ -1,6 +1,7 @@
 """The `finetune_t2i` pipeline (§4.1, second stage): the pretrained M6 (dense by default; any
 exported M6 via `finetune_t2i.pretrained_dir`) learns to write VQGAN codes after Chinese text;
-generated images are judged by an attribute classifier trained on real images."""
+generated images are judged by an attribute classifier trained on real images, and those of the
+first held-out prompts are kept (t2i_predictions, t2i_images) for the human evaluation."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -18,5 +19,5 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(nodes.evaluate,
              ["t2i_job", "tokenizer", "image_codes_manifest", "vqgan_card", "t2i_card", "attribute_classifier",
               "t2i_training"],
-             ["t2i_metrics", "t2i_grid", "t2i_curve"], name="evaluate_t2i"),
+             ["t2i_metrics", "t2i_grid", "t2i_curve", "t2i_predictions", "t2i_images"], name="evaluate_t2i"),
     ])

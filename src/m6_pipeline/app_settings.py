@@ -11,6 +11,7 @@ from kedro.config import OmegaConfigLoader
 from pydantic import BaseModel, ConfigDict, Field
 
 from m6_pipeline.demos.config import DemoConfig
+from m6_pipeline.features.config import FeaturesConfig
 
 
 class AppSettings(BaseModel):
@@ -20,11 +21,14 @@ class AppSettings(BaseModel):
     batch_dir: Path = Field(Path("data/07_model_output/human_eval"),
                             description="the evaluate pipeline's batch: items.json, key.json, images.parquet")
     demos: DemoConfig = DemoConfig()
+    features: FeaturesConfig = Field(FeaturesConfig(), description="the pipelines' `features` parameters: "
+                                     "the image size and patch grid uploads are cut into, as in training")
 
 
 def load_app_settings(conf_source: str | Path = "conf", env: str | None = None) -> AppSettings:
     loader = OmegaConfigLoader(conf_source=str(conf_source), base_env="base", default_run_env=env or "local")
-    return AppSettings.model_validate(loader["parameters"].get("app", {}))
+    parameters = loader["parameters"]
+    return AppSettings.model_validate({**parameters.get("app", {}), "features": parameters.get("features", {})})
 
 
 def settings_from_argv(argv: list[str]) -> AppSettings:

@@ -24,7 +24,7 @@ def button(at: AppTest, label: str):
 def score_current_item(at: AppTest) -> None:
     """Click a value for every criterion (the first offered), then Submit."""
     for _ in range(4):
-        values = [b for b in at.button if (b.key or "").startswith("score-")]
+        values = [b for b in at.button if (b.key or "").startswith("score-") and not b.disabled]
         if not values:
             break
         values[-1].click().run()

@@ -82,10 +82,12 @@ def test_sign_in_and_score_with_the_keyboard(served_app, tmp_path):
         assert page.evaluate("window.pwned") is None
         assert page.locator("img[src='x']").count() == 0
         page.locator("h1").click()  # focus on the page, not a text box
-        for value in ("4", "2", "5"):  # grammar, correctness, richness
+        # grammar, correctness, richness: each key press scores the highlighted criterion; as an
+        # annotator does, wait to see the next one highlighted before pressing the next key
+        for value, after in (("4", "Score correctness"), ("2", "Score richness"), ("5", "Every criterion is scored")):
             page.keyboard.press(value)
-            page.wait_for_timeout(400)
-        expect(page.get_by_role("button", name="Submit")).to_be_enabled()
+            expect(page.get_by_text(after)).to_be_visible(timeout=15_000)
+        expect(page.get_by_role("button", name="Submit")).to_be_enabled(timeout=15_000)
         page.keyboard.press("Enter")
         expect(page.get_by_text("1 of 2 answered")).to_be_visible(timeout=15_000)
         screenshot = tmp_path / "annotate.png"

@@ -1,11 +1,13 @@
 """The `vqgan` and `finetune_t2i` pipelines chained through Kedro's runner on a small rendered
-catalogue: codes for every pair, a finetuned model that loads and generates, the report files."""
+catalogue: codes for every pair, a finetuned model that loads and generates, the report files,
+and predictions rows whose images are in the images Parquet at the VQGAN's resolution."""
 
 from __future__ import annotations
 
 import io
 import random
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
@@ -14,6 +16,8 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset
+from kedro_datasets.pandas import ParquetDataset
+from PIL import Image
 from safetensors.torch import save_model
 
 from m6_pipeline.data.catalogue import CATEGORIES, COLOURS, PATTERNS, SIZES, describe_item, render_item
@@ -80,7 +84,7 @@ def test_vqgan_then_finetune_t2i_through_kedro(tmp_path):
         "sampling": {"top_k": 8, "samples_per_prompt": 2},
         "variants": {"guided": {"top_k": 8, "samples_per_prompt": 2, "guidance_scale": 2.0},
                      "guided_reranked": {"top_k": 8, "samples_per_prompt": 2, "guidance_scale": 2.0, "rerank": True}},
-        "evaluation": {"n_prompts": 8, "classifier_epochs": 1, "classifier_width": 8},
+        "evaluation": {"n_prompts": 8, "classifier_epochs": 1, "classifier_width": 8, "n_human_eval": 5},
     })
     reports = tmp_path / "reports"
     catalog = DataCatalog(datasets={
@@ -94,6 +98,8 @@ def test_vqgan_then_finetune_t2i_through_kedro(tmp_path):
         "t2i_card": JSONDataset(filepath=str(tmp_path / "t2i_card.json")),
         "t2i_metrics": JSONDataset(filepath=str(reports / "metrics.json")),
         "t2i_grid": MatplotlibDataset(filepath=str(reports / "prompts.png")),
+        "t2i_predictions": JSONDataset(filepath=str(tmp_path / "t2i_out" / "predictions.json")),
+        "t2i_images": ParquetDataset(filepath=str(tmp_path / "t2i_out" / "images.parquet")),
         "vqgan_metrics": JSONDataset(filepath=str(reports / "vqgan_metrics.json")),
         "vqgan_reconstructions": MatplotlibDataset(filepath=str(reports / "reconstructions.png")),
     })
@@ -116,3 +122,14 @@ def test_vqgan_then_finetune_t2i_through_kedro(tmp_path):
     assert (reports / "prompts.png").stat().st_size > 1000
     model, card = load_pretrained(catalog["t2i_card"].load()["model_dir"])
     assert card["task"] == "text_to_image" and model.config.n_image_codes == 32
+
+    rows, images = catalog["t2i_predictions"].load(), catalog["t2i_images"].load()
+    assert len(rows) == min(5, metrics["n_prompts"]) > 0
+    pngs = dict(zip(images["image_key"], images["png"]))
+    for row in rows:
+        assert set(row) == {"id", "prompt", "image_id", "reference", "meta", "outputs"}
+        assert row["image_id"] == row["id"] and row["id"].startswith("catalogue/") and row["reference"] is None
+        assert set(row["meta"]["stated"]) == {"colour", "category", "pattern"}
+        assert row["prompt"] and texts[int(row["id"][-6:])].startswith(row["prompt"])  # as far as read
+        pixels = np.asarray(Image.open(io.BytesIO(pngs[row["outputs"]["pretrained"]])))
+        assert pixels.shape == (16, 16, 3) and pixels.dtype == np.uint8

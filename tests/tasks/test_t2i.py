@@ -1,7 +1,7 @@
 """Text-to-image: code vocabulary offsets in the M6 embedding, the code loss and output layer,
 finetuning from a pretrained model (dense or MoE), the examples, seeded sampling with and
-without the cache, guidance and reranking, the attribute reader, and a resumed finetuning run
-equal to the uninterrupted one."""
+without the cache, guidance and reranking, the attribute reader, a resumed finetuning run
+equal to the uninterrupted one, and the predictions rows kept for the human evaluation."""
 
 import numpy as np
 import pytest
@@ -315,3 +315,41 @@ def test_fid_reads_a_local_torchscript_inception_file(tmp_path):
     assert fid(tmp_path / "inception.pt", real, real + 50) > 0.1
     with pytest.raises(FileNotFoundError, match="inception-2015-12-05"):
         fid(tmp_path / "missing.pt", real, real)
+
+
+def test_prediction_rows_name_each_image_by_the_key_of_its_lossless_png():
+    import io
+
+    from PIL import Image
+
+    from m6_pipeline.tasks.t2i.evaluate import prediction_rows
+
+    stated = {"colour": "红色", "category": "连衣裙", "pattern": "条纹"}
+    held = [T2IRecord(f"catalogue/{i:06d}", f"这款红色连衣裙采用条纹设计 {i}", [10], np.zeros(4, np.uint16),
+                      stated) for i in range(3)]
+    images = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    images[2] = images[0]  # the same image twice: one key, one stored PNG
+    rows, table = prediction_rows(held, images)
+    keys = [r["outputs"]["pretrained"] for r in rows]
+    assert rows[0] == {"id": "catalogue/000000", "prompt": "这款红色连衣裙采用条纹设计 0",
+                       "image_id": "catalogue/000000", "reference": None, "meta": {"stated": stated},
+                       "outputs": {"pretrained": keys[0]}}
+    assert keys[0] == keys[2] != keys[1] and all(len(k) == 16 for k in keys)
+    assert list(table.columns) == ["image_key", "png"] and sorted(table["image_key"]) == sorted(set(keys))
+    pngs = dict(zip(table["image_key"], table["png"]))
+    for key, image in zip(keys, images):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(pngs[key]))), image)
+    with pytest.raises(ValueError, match="one image per record"):
+        prediction_rows(held, images[:2])
+    assert [r["prompt"] for r in prediction_rows(held, images, ["a", "b", "c"])[0]] == ["a", "b", "c"]
+
+
+def test_the_prompt_shown_is_what_the_model_read():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from m6_pipeline.tasks.t2i.evaluate import prompts_as_given
+
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split("", "isolated")  # one token per character
+    texts = ["这款红色连衣裙，采用条纹设计。", "红裙"]
+    assert prompts_as_given(tokenizer, texts, 6) == ["这款红色连衣", "红裙"]

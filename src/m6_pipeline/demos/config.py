@@ -4,13 +4,10 @@ root, where the app runs."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from kedro.config import OmegaConfigLoader
 from pydantic import BaseModel, ConfigDict, Field
 
-from m6_pipeline.features.config import FeaturesConfig
 from m6_pipeline.tasks.qa.config import PromptSampling
 from m6_pipeline.tasks.t2i.config import T2ISampling
 
@@ -20,7 +17,7 @@ class UploadLimits(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     max_bytes: int = Field(10_000_000, ge=1, description="file size cap, bytes")
-    max_pixels: int = Field(25_000_000, ge=1, description="declared width x height above this is a bomb")
+    max_pixels: int = Field(25_000_000, ge=1, description="a declared width x height above is a bomb")
     min_pixels: int = Field(1024, ge=1, description="smaller images carry too little to describe")
 
 
@@ -34,13 +31,13 @@ class DemoConfig(BaseModel):
     t2i: Path = Path("data/06_models/finetune_t2i/model")
     vqgan: Path = Path("data/06_models/vqgan/model")
     upload: UploadLimits = UploadLimits()
-    catalogue_images: int = Field(8, ge=1, description="catalogue images offered to caption and ask about")
-    max_images: int = Field(8, ge=1, description="most images one text-to-image request may ask for")
+    catalogue_images: int = Field(8, ge=1, description="catalogue images offered to the image demos")
+    max_images: int = Field(8, ge=1, description="most images one text-to-image request makes")
     qa_max_new_tokens: int = Field(100, ge=1)
     qa_sampling: PromptSampling = PromptSampling(top_p=0.9)
     poem_sampling: PromptSampling = PromptSampling(top_k=20, temperature=0.9)
     t2i_sampling: T2ISampling = Field(
-        T2ISampling(top_k=64), description="samples_per_prompt is the user's image count; rerank is off"
+        T2ISampling(top_k=64), description="samples_per_prompt: the user's image count; no rerank"
     )
 
     def resolved(self, root: Path) -> DemoConfig:
@@ -48,19 +45,3 @@ class DemoConfig(BaseModel):
         paths = {name: root / value for name, value in self if isinstance(value, Path)}
         return self.model_copy(update=paths)
 
-
-def load_features_config(conf_source: str | Path, env: str) -> FeaturesConfig:
-    """The `features` parameters of a Kedro configuration: the image size and patch grid the
-    patch extractor was trained with (an uploaded image must be cut the same way)."""
-    loader = OmegaConfigLoader(conf_source=str(conf_source), base_env="base", default_run_env=env)
-    return FeaturesConfig.model_validate(loader["parameters"].get("features", {}))
-
-
-def features_config_from_argv(argv: list[str]) -> FeaturesConfig:
-    """load_features_config of the `--conf-source` and `--env` the app was started with (the
-    arguments m6_pipeline.app_settings.settings_from_argv reads)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--conf-source", default="conf")
-    parser.add_argument("--env", default="local")
-    args, _ = parser.parse_known_args(argv)
-    return load_features_config(args.conf_source, args.env)

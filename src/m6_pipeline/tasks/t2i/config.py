@@ -62,6 +62,10 @@ class T2ISampling(_Frozen):
 
 class T2IEvaluation(_Frozen):
     n_prompts: int = Field(120, ge=1, description="held-out prompts whose images are generated")
+    n_human_eval: int = Field(
+        50, ge=0, description="of those, the first prompts whose paper_top_k image (first sample) "
+        "goes to t2i_predictions / t2i_images for the human evaluation; capped at n_prompts",
+    )
     classifier_epochs: int = Field(8, ge=1)
     classifier_width: int = Field(32, ge=8)
     figure_prompts: list[str] = Field(

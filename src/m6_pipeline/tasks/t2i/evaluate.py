@@ -2,16 +2,22 @@
 pattern their prompt states? Judged by the attribute classifier, against chance, against the
 same classifier on real held-out images (its ceiling) and on VQGAN reconstructions (the first
 stage's ceiling); plus diversity across samples and a Fréchet distance in the classifier's
-feature space."""
+feature space. The headline variant's images of the first held-out prompts are also kept,
+as PNG, for the human evaluation of quality and faithfulness."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 from collections import Counter
 from itertools import combinations
 
 import numpy as np
+import pandas as pd
 import torch
+from PIL import Image
+from tokenizers import Tokenizer
 
 from m6_pipeline.model.m6 import M6Model
 from m6_pipeline.pretraining.tasks import SpecialTokens
@@ -74,9 +80,15 @@ def evaluate_generation(
     seed: int,
     target_start: int,
     inception_weights=None,
-) -> dict:
-    """Metrics for `records` (held-out prompts with stated attributes) and their real images
-    uint8 [n, r, r, 3], and for the prompts of the unseen attribute combination."""
+    keep_images_of: str | None = None,
+) -> tuple[dict, np.ndarray | None]:
+    """(metrics, kept images) for `records` (held-out prompts with stated attributes) and their
+    real images uint8 [n, r, r, 3], and for the prompts of the unseen attribute combination.
+    Kept images: the first sample of each of `records` under variant `keep_images_of`, uint8
+    [n, r, r, 3] (None when no variant is named): the metrics' own images, not new ones."""
+    if keep_images_of is not None and keep_images_of not in variants:
+        raise ValueError(f"keep_images_of={keep_images_of!r} is not a variant; known: {sorted(variants)}")
+    kept = None
     attributes = [r.attributes for r in records]
     prompts = [r.prompt_ids for r in records]
     real_pred, real_features = predict(classifier, real_images)
@@ -98,6 +110,8 @@ def evaluate_generation(
     for name, sampling in variants.items():
         images, codes = generate_images(model, vqgan, prompts, special, sampling, seed, target_start)
         k = images.shape[1]
+        if name == keep_images_of:
+            kept = images[:, 0].copy()  # a copy: the view would keep all samples alive
         flat = images.reshape(-1, *images.shape[2:])
         pred, features = predict(classifier, flat)
         repeated = [a for a in attributes for _ in range(k)]
@@ -118,4 +132,48 @@ def evaluate_generation(
             )
         out["variants"][name] = result
         log.info("t2i %s: attribute accuracy %s", name, result["attribute_accuracy"])
-    return out
+    return out, kept
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """uint8 [r, r, 3] -> lossless PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def prompts_as_given(tokenizer: Tokenizer, texts: list[str], max_tokens: int) -> list[str]:
+    """Each text up to the end of its `max_tokens`-th token: what the model was conditioned on
+    (prompts are cut to data.max_prompt_tokens), so annotators judge faithfulness to that."""
+    given = []
+    for text, encoding in zip(texts, tokenizer.encode_batch(texts, add_special_tokens=False)):
+        cut = len(encoding.offsets) > max_tokens > 0
+        given.append(text[: encoding.offsets[max_tokens - 1][1]] if cut else text)
+    return given
+
+
+def prediction_rows(
+    records: list[T2IRecord], images: np.ndarray, prompts: list[str] | None = None, model: str = "pretrained"
+) -> tuple[list[dict], pd.DataFrame]:
+    """(rows, images table) for the human evaluation: one row per record, in the shape of the
+    other tasks' predictions.json, whose output is the key of its image (sha256 of the PNG,
+    16 hex digits) in the table of columns `image_key` (str) and `png` (bytes).
+
+    images: uint8 [len(records), r, r, 3], one per record; prompts: the text shown per record
+    (default its full text; see prompts_as_given); `image_id` is the real pair the prompt came
+    from (a t2i record is one pair), `reference` None: annotators judge the image against the
+    prompt, not against the real photo; `meta.stated` the attributes the metrics judge."""
+    prompts = [r.text for r in records] if prompts is None else prompts
+    if not len(images) == len(prompts) == len(records):
+        raise ValueError(
+            f"{len(records)} t2i records, {len(prompts)} prompts and {len(images)} images: "
+            "one prompt and one image per record is needed"
+        )
+    rows, table = [], {}
+    for record, prompt, image in zip(records, prompts, images):
+        png = png_bytes(image)
+        key = hashlib.sha256(png).hexdigest()[:16]
+        table[key] = png  # two identical images share one key and one stored PNG
+        rows.append({"id": record.id, "prompt": prompt, "image_id": record.id, "reference": None,
+                     "meta": {"stated": record.attributes}, "outputs": {model: key}})
+    return rows, pd.DataFrame({"image_key": list(table), "png": list(table.values())})
