@@ -17,9 +17,16 @@ def test_two_writers_at_once_lose_nothing(store, batch):
     many_key = {i["item_id"]: key[i["item_id"].rsplit("-", 1)[0]] for i in many}
     tokens = [store.create_annotator(name) for name in ("wang", "zhao")]
     store.assign(store.load_batch(many, many_key, images, seed=0), 2, seed=0)  # both get every item
-    start_at = time.time() + 4.0  # after both interpreters have started
+    ready = [store.path.parent / f"ready{k}" for k in range(2)]
+    go = store.path.parent / "go"
     writers = [subprocess.Popen([sys.executable, str(WRITER), "--store", str(store.path), "--token", t,
-                                 "--start-at", str(start_at)], stdout=subprocess.PIPE, text=True) for t in tokens]
+                                 "--ready", str(r), "--go", str(go)], stdout=subprocess.PIPE, text=True)
+               for t, r in zip(tokens, ready)]
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in ready):
+        assert time.monotonic() < deadline and all(w.poll() is None for w in writers), "a writer did not start"
+        time.sleep(0.01)
+    go.touch()
     counts = []
     for w in writers:
         out, _ = w.communicate(timeout=300)
