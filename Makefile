@@ -25,6 +25,40 @@ browser:
 	  { apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null; }; } \
 	  || echo "note: the browser test needs Debian's $(BROWSER_PACKAGES) (apt-get install $(BROWSER_PACKAGES))"; }
 
+# Installs the pinned lock, then ColossalAI without its own pins (they ask for torch<=2.5.1),
+# then this project in editable mode. Re-running is a no-op while the inputs are unchanged.
+$(STAMP): requirements/lock.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/lock.txt
+	$(PY) -m pip install -q --no-deps colossalai==0.5.0
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/kedro run --env=local
+
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m "slow or not slow"
+
+# The cleaning-speed peer, Data-Juicer 1.6.1, in a venv of its own (in ours it would lift
+# huggingface_hub past transformers 4.51.3's pin). torch goes first so nothing pulls a CUDA
+# build; ray, torch and ftfy are imported by Data-Juicer at run time (else it self-installs).
+bench-setup: $(DJ_VENV)/.setup-done
+$(DJ_VENV)/.setup-done:
+	test -x $(DJ_VENV)/bin/python || $(PYTHON) -m venv $(DJ_VENV)
+	$(DJ_VENV)/bin/pip install -q torch==2.13.0
+	$(DJ_VENV)/bin/pip install -q py-data-juicer==1.6.1 aiohttp selectolax opencc ftfy ray==2.60.0
+	touch $@
+
+bench: setup bench-setup
+	$(PY) benchmarks/corpus_cleaning.py
+	$(PY) benchmarks/corpus_memory.py --scales 1 10 20
+
 viz: setup
 	$(VENV)/bin/kedro viz run --env=local
 
