@@ -33,7 +33,7 @@ def test_two_writers_at_once_lose_nothing(store, batch):
         assert w.returncode == 0
         counts.append(int(out.strip()))
     assert counts == [len(many), len(many)]
-    answers = store._answers()
+    answers = store.owner_answers()
     assert len(answers) == 2 * len(many)
     assert len({(a["annotator"], a["item_id"]) for a in answers}) == 2 * len(many)
     # the two writers really overlapped in time: each wrote while the other was writing

@@ -47,7 +47,7 @@ def test_score_resume_and_undo(app_env):
     first = store.next_item(store.sign_in(token))
     score_current_item(at)
     assert at.success[0].value == "Saved."
-    answers = store._answers()
+    answers = store.owner_answers()
     assert [(a["annotator"], a["item_id"]) for a in answers] == [("li", first.item_id)]
     assert set(answers[0]["scores"]) == set(first.criteria) and answers[0]["seconds"] >= 0
     second = store.next_item(store.sign_in(token))
@@ -56,18 +56,18 @@ def test_score_resume_and_undo(app_env):
     assert any(f"Item {second.position} of your queue" in c.value for c in again.caption)
     button(again, "Undo last answer").click().run()
     assert any(f"Item {first.position} of your queue" in c.value for c in again.caption)
-    assert store._answers() == [] and store.progress(store.sign_in(token)) == (0, store.progress(store.sign_in(token))[1])
+    assert store.owner_answers() == [] and store.progress(store.sign_in(token)) == (0, store.progress(store.sign_in(token))[1])
 
 
 def test_skip_and_flag_with_a_comment(app_env):
     store, token = app_env["store"], app_env["tokens"]["wang"]
     at = signed_in(token)
     button(at, "Flag").click().run()
-    assert "comment" in at.error[0].value and store._answers() == []
+    assert "comment" in at.error[0].value and store.owner_answers() == []
     at.text_input(key="comment").input("the image does not load").run()
     button(at, "Flag").click().run()
     button(at, "Skip").click().run()
-    statuses = [(a["status"], a["comment"]) for a in store._answers()]
+    statuses = [(a["status"], a["comment"]) for a in store.owner_answers()]
     assert statuses == [("flagged", "the image does not load"), ("skipped", None)]
 
 
@@ -81,7 +81,7 @@ def test_admin_reads_results_and_annotators_cannot(app_env):
     admin.switch_page("pages/results.py").run()
     assert not admin.exception and admin.title[0].value == "Results"
     assert admin.metric[0].value == "1"
-    task = key[store._answers()[0]["item_id"]]["task"]
+    task = key[store.owner_answers()[0]["item_id"]]["task"]
     assert task in [s.value for s in admin.subheader]
     table = admin.dataframe[0].value
     assert set(table.columns) >= {"model", "criterion", "mean", "95% low", "95% high", "n"}

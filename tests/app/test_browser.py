@@ -93,6 +93,6 @@ def test_sign_in_and_score_with_the_keyboard(served_app, tmp_path):
         screenshot = tmp_path / "annotate.png"
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
-    answers = store._answers()
+    answers = store.owner_answers()
     assert [(a["annotator"], a["scores"]) for a in answers] == [("li", {"grammar": 4, "correctness": 2, "richness": 5})]
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 10_000

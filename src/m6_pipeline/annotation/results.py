@@ -55,7 +55,7 @@ def read_scored(path: str | Path, key: dict) -> list[dict]:
     as the store's owner). Answers to items of earlier batches are left out, with a warning."""
     if not Path(path).exists():
         return []
-    answers = [a for a in AnnotationStore(path)._answers() if a["status"] == "scored"]
+    answers = [a for a in AnnotationStore(path).owner_answers() if a["status"] == "scored"]
     current = [a for a in answers if a["item_id"] in key]
     if stale := len(answers) - len(current):
         log.warning("%d scored answers in %s are of items not in this batch (an earlier batch): left out", stale, path)

@@ -322,9 +322,11 @@ class AnnotationStore:
         """Every answer with its annotator's name and the item's key (task, model): admins only."""
         if not admin.is_admin:
             raise AccessDenied("results are for admins")
-        return self._answers(include_undone)
+        return self.owner_answers(include_undone)
 
-    def _answers(self, include_undone: bool = False) -> list[dict]:
+    def owner_answers(self, include_undone: bool = False) -> list[dict]:
+        """Every answer with its key, for whoever holds the file (the admin command, the
+        evaluate pipeline); the app reaches them only through `answers` and its role check."""
         where = "" if include_undone else "WHERE n.undone_at IS NULL"
         with self._read() as db:
             rows = db.execute(
