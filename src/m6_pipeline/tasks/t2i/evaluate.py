@@ -8,7 +8,6 @@ as PNG, for the human evaluation of quality and faithfulness."""
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections import Counter
 from itertools import combinations
@@ -19,6 +18,7 @@ import torch
 from PIL import Image
 from tokenizers import Tokenizer
 
+from m6_pipeline.corpus.images import encode_image
 from m6_pipeline.model.m6 import M6Model
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.t2i.attributes import ATTRIBUTES
@@ -136,10 +136,8 @@ def evaluate_generation(
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """uint8 [r, r, 3] -> lossless PNG bytes."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    """uint8 [r, r, 3] -> lossless PNG bytes (the corpus stage's encoder)."""
+    return encode_image(Image.fromarray(np.ascontiguousarray(image)), "PNG")
 
 
 def prompts_as_given(tokenizer: Tokenizer, texts: list[str], max_tokens: int) -> list[str]:
