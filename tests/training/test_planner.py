@@ -58,6 +58,21 @@ def test_10b_under_gemini_fits_128_a100s():
     assert states == pytest.approx(16 * p.n_params_full / 128)
 
 
+
+def test_10b_under_tensor_parallelism_shards_the_blocks_not_the_embeddings():
+    """hybrid_parallel with tp 8 (M6Policy: attention and FFNs sharded, embeddings and the tied
+    output layer whole on every rank) fits 128 A100s without ZeRO-3."""
+    cluster = ClusterSpec.of_gpu("A100-80GB", 128)
+    p = check_fits(plan(TEN_B, cluster, PlanSettings(plugin="hybrid_parallel", tp_size=8, zero_stage=0,
+                                                     micro_batch_size=8)))
+    assert p.data_parallel_size == 16
+    embeddings = p.n_params_full - p.n_params_non_embedding
+    per_rank = p.n_params_non_embedding / 8 + embeddings
+    assert p.parameters_bytes == pytest.approx(2 * per_rank)  # bf16 weights
+    unsharded = plan(TEN_B, cluster, PlanSettings(plugin="hybrid_parallel", tp_size=1, zero_stage=0,
+                                                  micro_batch_size=8))
+    assert not unsharded.fits and p.activations_bytes < unsharded.activations_bytes / 4
+
 def test_plan_is_json_and_names_its_parameter_count():
     dumped = plan(BASE, A100, PlanSettings()).model_dump()
     assert json.loads(json.dumps(dumped))["n_params_full"] == dumped["n_params_full"]

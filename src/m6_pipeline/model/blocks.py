@@ -27,18 +27,20 @@ class SelfAttention(nn.Module):
         self, x: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None
     ) -> tuple[torch.Tensor, KVCache]:
         """x: [batch, seq, d_model]; mask: bool [batch, 1, seq, keys]. Returns the output and
-        the keys/values including the cache (keys = cached + seq)."""
-        batch, seq, width = x.shape
-        q, k, v = (
-            self.qkv(x).view(batch, seq, 3, self.n_heads, width // self.n_heads).permute(2, 0, 3, 1, 4)
-        )
+        the keys/values including the cache (keys = cached + seq).
+
+        Shapes come from `qkv`'s output and `n_heads`, never from x's width: under tensor
+        parallelism (training/tensor_parallel.py) `qkv` yields this rank's heads only, and
+        `n_heads` is the local head count."""
+        batch, seq, _ = x.shape
+        q, k, v = self.qkv(x).view(batch, seq, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
         if cache is not None:
             k = torch.cat([cache[0], k], dim=2)
             v = torch.cat([cache[1], v], dim=2)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
-        y = y.transpose(1, 2).reshape(batch, seq, width)
+        y = y.transpose(1, 2).reshape(batch, seq, -1)
         return self.proj(y), (k, v)
 
 

@@ -103,7 +103,10 @@ def train_loop_per_worker(job_dict: dict) -> None:
     if not job.workers.use_gpu:
         torch.set_num_threads(job.workers.threads_per_worker)
 
-    plugin = make_plugin(job.plugin, use_gpu=job.workers.use_gpu, precision=job.precision)
+    plugin = make_plugin(
+        job.plugin, use_gpu=job.workers.use_gpu, precision=job.precision, model=job.model
+    )
+    data_rank, data_world = _data_parallel(plugin, rank, world)
     groups = _expert_groups(job, plugin)
     torch.manual_seed(job.seed)
     model = M6Model(job.model, expert_parallel=groups.ep if groups else None)
@@ -131,12 +134,12 @@ def train_loop_per_worker(job_dict: dict) -> None:
 
     batches = StepBatches(
         Path(job.shard_dir), job.mix, special, n_steps=job.steps, batch_size=job.batch_size,
-        rank=rank, world_size=world, seed=job.seed,
+        rank=data_rank, world_size=data_world, seed=job.seed,
     )
     val = {
         task: validation_batches(
             Path(job.shard_dir), task, special, job.mix, n_examples=job.val_examples_per_task,
-            batch_size=job.batch_size, rank=rank, world_size=world, seed=job.seed,
+            batch_size=job.batch_size, rank=data_rank, world_size=data_world, seed=job.seed,
         )
         for task in job.mix.active_tasks
     }
@@ -167,7 +170,7 @@ def train_loop_per_worker(job_dict: dict) -> None:
     for step in range(state["step"], job.steps):
         if job.fail_at_step == step and rank == world - 1:
             _inject_failure_once(job)
-        torch.manual_seed(job.seed * 1_000_003 + step * world + rank)  # dropout of this step
+        torch.manual_seed(job.seed * 1_000_003 + step * data_world + data_rank)  # dropout
         task, batch = batches.batch(step)
         batch = _to(batch, device)
         with _autocast(dtype, device.type):
@@ -182,7 +185,7 @@ def train_loop_per_worker(job_dict: dict) -> None:
         optimizer.zero_grad()
         scheduler.step()
 
-        tokens = int(batch["lengths"].sum()) * world
+        tokens = int(batch["lengths"].sum()) * data_world
         window_tokens += tokens
         record = {"step": step, "task": task, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
         if meter is not None:
@@ -216,6 +219,15 @@ def train_loop_per_worker(job_dict: dict) -> None:
             )
     if live is not None:
         live.end()
+
+
+def _data_parallel(plugin, rank: int, world: int) -> tuple[int, int]:
+    """(rank, size) of the data-parallel group. The ranks of one tensor-parallel group compute
+    one batch together, so they draw the same batch and the same dropout seed (dropout after a
+    row-parallel layer must agree across them); without TP every rank is its own."""
+    if getattr(plugin, "tp_size", 1) > 1:
+        return dist.get_rank(plugin.dp_group), plugin.dp_size
+    return rank, world
 
 
 def _checkpoint_to_resume(job: PretrainJob):
@@ -290,6 +302,12 @@ def _save_and_report(
             full = ep.gather_full_state(model.unwrap(), model.unwrap().expert_parameters(), groups)
             if rank == 0:
                 save_file(full, str(Path(directory) / FINAL_WEIGHTS))
+        elif final and job.plugin.tp_size > 1:
+            # under tensor parallelism state_dict() gathers the shards: a collective of all ranks
+            weights = model.unwrap().state_dict()
+            if rank == 0:
+                weights = {name: tensor.contiguous() for name, tensor in weights.items()}
+                save_file(weights, str(Path(directory) / FINAL_WEIGHTS))
         elif final and rank == 0:
             save_model(model.unwrap(), str(Path(directory) / FINAL_WEIGHTS))
         if dist.is_initialized():

@@ -12,8 +12,10 @@ Model states, bytes per parameter (Rajbhandari et al. 2020, ZeRO):
   step (2), fp32 gradients (4), fp32 moments (8), and DDP's gradient buckets (4; ColossalAI's
   TorchDDPPlugin leaves gradient_as_bucket_view off). Nothing is sharded.
 - fp32: weight 4, gradient 4, moments 8 (+ 4 of DDP buckets under torch_ddp).
-Tensor parallelism divides every model state by tp_size (layer norms and biases, replicated in
-practice, are a rounding error).
+Tensor parallelism (`M6Policy`, training/tensor_parallel.py) divides the blocks' model states by
+tp_size (layer norms and biases, replicated in practice, are a rounding error); the embeddings,
+the tied output layer and the patch projection stay replicated on every rank, and so does the
+output layer's logit memory below.
 
 Activations (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
 Models", Eq. 2 and §4.1), with s = seq_len, b = micro-batch, h = d_model, a = heads, t = tp_size:
@@ -26,7 +28,8 @@ The 5as/h term counts the softmax scores and dropout mask of materialised attent
 `scaled_dot_product_attention` keeps neither, so for M6 the figure is an upper bound. fp32
 doubles every activation byte. The output layer adds log-softmax probabilities kept for the
 backward pass (fp32, 4 bytes per logit) and the logit gradient in fp32 and bf16 (6 bytes):
-10·s·b·V/t bytes, an upper bound too, as M6 computes logits only at labelled positions.
+10·s·b·V bytes (whatever t: the output layer is not vocab-parallel), an upper bound too, as M6
+computes logits only at labelled positions.
 
 On top of the allocated bytes, an allowance for the caching allocator's fragmentation
 (`fragmentation` × allocated) and for what the runtime holds (`runtime_reserved_gib`: CUDA
@@ -332,7 +335,8 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
     expert_dp = n_devices // ep
 
     weight, grad, optim, buckets = _state_bytes_per_param(settings)
-    per_rank = (full - experts) / t  # replicated over the data-parallel ranks
+    # replicated over the data-parallel ranks; TP shards the blocks, not the embeddings
+    per_rank = (non_embedding - experts) / t + (full - non_embedding)
     experts_per_rank = experts / ep  # each rank holds 1/ep of the experts
     stage = settings.zero_stage or 0
 
@@ -358,7 +362,7 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
     no_ckpt = n_layers * per_layer
     ckpt = act_scale * 2 * s * b * h * (n_layers - 1) + per_layer
     activations = ckpt if settings.activation_checkpointing else no_ckpt
-    output_layer = 10 * s * b * config.vocab_size / t
+    output_layer = 10 * s * b * config.vocab_size
 
     allocated = (
         parameters
