@@ -9,7 +9,9 @@ other block, 2 expert-parallel CPU ranks) trained by the same Ray Train + Coloss
 same token shards, seed, schedule and steps; only the FFN differs:
 - dense: the dense FFN everywhere (conf/local's pretrain_base shape): the same active
   parameters per token as top-1 MoE, whose experts are each as wide as the dense FFN;
-- moe_top1 / moe_top2: the paper's softmax gate, top-1 or top-2;
+- moe_top1 / moe_top2: the paper's softmax gate, top-1 or top-2 (Switch loss weight 0.01);
+- moe_top1_centred / moe_top2_centred: conf/local's gate, which scores each token minus the
+  batch's mean token (`router_centering`) with a Switch loss weight of 0.05;
 - moe_top1_sample / moe_top1_sinkhorn: top-1 with training-time selection by sampling from the
   gate or by Sinkhorn-balanced scores (options beyond the paper; evaluation takes the top-1).
 Needs the token shards of `kedro run --env=local --pipeline=pretrain_100b`
@@ -27,12 +29,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "moe_quality.json"
 WORK = ROOT / "benchmarks" / "work" / "moe_quality"
+PAPER_GATE = {"router_centering": False, "aux_loss_weight": 0.01}
+CENTRED_GATE = {"router_centering": True, "aux_loss_weight": 0.05}  # conf/local's choice
 VARIANTS = {
     "dense": None,
-    "moe_top1": {"top_k": 1},
-    "moe_top2": {"top_k": 2},
-    "moe_top1_sample": {"top_k": 1, "train_selection": "sample"},
-    "moe_top1_sinkhorn": {"top_k": 1, "train_selection": "sinkhorn"},
+    "moe_top1": {"top_k": 1, **PAPER_GATE},
+    "moe_top2": {"top_k": 2, **PAPER_GATE},
+    "moe_top1_centred": {"top_k": 1, **CENTRED_GATE},
+    "moe_top2_centred": {"top_k": 2, **CENTRED_GATE},
+    "moe_top1_sample": {"top_k": 1, "train_selection": "sample", **PAPER_GATE},
+    "moe_top1_sinkhorn": {"top_k": 1, "train_selection": "sinkhorn", **PAPER_GATE},
 }
 
 

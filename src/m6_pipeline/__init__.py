@@ -6,3 +6,10 @@ top-level `pipelines/` package.
 """
 
 __version__ = "0.1.0"
+
+import os
+
+# Nothing is downloaded at run time. ColossalAI imports bitsandbytes, which asks the Hugging
+# Face hub for CPU kernels unless the hub is offline; set here (not only in the Makefile) so a
+# bare `kedro run` and every Ray worker, which imports this package first, stay offline too.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -169,3 +169,43 @@ def test_sampled_selection_spreads_identical_tokens():
     assert route(logits, 1, 400).load.max() == 400
     sampled = route(logits, 1, 400, selection="sample")
     assert sampled.load.max() < 100 and sampled.load.min() > 20
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), shift=st.floats(-5.0, 5.0))
+def test_centred_gate_ignores_what_every_token_of_the_batch_shares(seed, shift):
+    """With router_centering the gate scores x - mean(x): adding one vector to every token of a
+    batch (the shared component that sends a batch to one expert) changes no routing."""
+    moe = layer(n_experts=8, capacity_factor=2.0, router_centering=True).train()
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 12, 16, generator=generator)
+    common = shift * torch.randn(16, generator=generator)
+    moe(x)
+    load = moe.statistics.load.clone()
+    moe(x + common)
+    assert torch.equal(moe.statistics.load, load)
+
+
+def test_centred_gate_uses_a_running_mean_outside_training():
+    moe = layer(n_experts=8, router_centering=True, centering_momentum=0.5)
+    assert torch.equal(moe.router_mean, torch.zeros(16)) and "router_mean" in moe.state_dict()
+    x = torch.randn(3, 5, 16) + 2.0
+    moe.train()(x)
+    assert torch.allclose(moe.router_mean, 0.5 * x.reshape(-1, 16).mean(0))
+    before = moe.router_mean.clone()
+    moe.eval()(x)  # evaluation reads the running mean and leaves it alone
+    assert torch.equal(moe.router_mean, before)
+    tokens = x.reshape(-1, 16)
+    expected = route(torch.nn.functional.linear(tokens - before, moe.gate.weight), 1,
+                     capacity(tokens.shape[0], moe.config, training=False))
+    assert torch.equal(moe.statistics.load, expected.load.float())
+
+
+def test_the_paper_gate_scores_the_tokens_themselves():
+    moe = layer(n_experts=8).train()
+    assert not hasattr(moe, "router_mean")
+    x = torch.randn(2, 6, 16)
+    moe(x)
+    expected = route(torch.nn.functional.linear(x.reshape(-1, 16), moe.gate.weight), 1,
+                     capacity(12, moe.config, training=True))
+    assert torch.equal(moe.statistics.load, expected.load.float())

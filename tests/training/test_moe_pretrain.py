@@ -35,7 +35,8 @@ SCRIPT = textwrap.dedent("""
     try:
         write_synthetic_shards(root / "shards")
         model = M6Config.of_size("tiny", vocab_size=40, n_patches=4, d_patch_feature=8, dropout=0.1,
-                                 max_positions=64, moe={"n_experts": 8, "top_k": 1, "capacity_factor": 1.25})
+                                 max_positions=64, moe={"n_experts": 8, "top_k": 1, "capacity_factor": 1.25,
+                                                          "router_centering": True})
         out = {}
         for run, fail_at in (("whole", None), ("killed", 13)):
             job = PretrainJob(
@@ -50,7 +51,8 @@ SCRIPT = textwrap.dedent("""
                         "files": sorted(str(p.relative_to(final)) for p in final.rglob("*")),
                         "final": str(final)}
         single = M6Model(model)  # EP=1: every expert in one process
-        single.load_state_dict(load_file(str(Path(out["whole"]["final"]) / "model.safetensors")), strict=False)
+        # strict: every expert and the gates' running means are in the gathered file
+        single.load_state_dict(load_file(str(Path(out["whole"]["final"]) / "model.safetensors")))
         val = {task: validation_batches(root / "shards", task, SPECIAL, job.mix, n_examples=32, batch_size=8,
                                         rank=0, world_size=1, seed=0)
                for task in job.mix.active_tasks}

@@ -11,6 +11,13 @@ Experts run as two grouped matrix products over the assignments sorted by expert
 experts are sharded over a process group: the sorted assignments go to the rank that holds
 their expert and come back through `all_to_all_single`, optionally in bf16/fp16.
 
+Beyond the paper, `router_centering` lets the gate score x minus the batch's mean token (a
+running mean in evaluation and generation). In a small model one batch's hidden states share
+much of their direction (segment embedding, attention averages), and that shared part adds the
+same bias to every token's logits: the gate then sends most of a batch to a few experts, over
+capacity, whatever the load-balancing loss says. Centring removes exactly that part, so routing
+is invariant to it (tested), and the Switch loss can balance what remains.
+
 ColossalAI's MoE has no capacity and no dropping, hence this layer; its MoE plugin still finds
 the expert parameters through the `ep_group` tag set here.
 """
@@ -55,6 +62,13 @@ class MoEConfig(BaseModel):
         "and evaluation and generation always take the gate's top-k",
     )
     z_loss_weight: float = Field(0.0, ge=0, description="router z-loss weight (ST-MoE); 0 = off")
+    router_centering: bool = Field(
+        False,
+        description="the gate scores x minus the batch's mean token (a running mean in evaluation "
+        "and generation): the component every token of a batch shares then adds no common bias "
+        "that sends the whole batch to one expert",
+    )
+    centering_momentum: float = Field(0.01, gt=0, le=1, description="update rate of the running mean")
     comm_dtype: Literal["bf16", "fp16"] | None = Field(
         None, description="all-to-all payload dtype under expert parallelism; None = compute dtype"
     )
@@ -221,6 +235,8 @@ class MoELayer(nn.Module):
         self.n_local = config.n_experts // ep.size
         self.first_expert = ep.rank * self.n_local
         self.gate = nn.Linear(d_model, config.n_experts, bias=False)
+        if config.router_centering:
+            self.register_buffer("router_mean", torch.zeros(d_model))
         self.w1 = nn.Parameter(torch.empty(self.n_local, d_model, d_ffn))
         self.b1 = nn.Parameter(torch.zeros(self.n_local, d_ffn))
         self.w2 = nn.Parameter(torch.empty(self.n_local, d_ffn, d_model))
@@ -258,7 +274,7 @@ class MoELayer(nn.Module):
         index = token_mask.reshape(-1).nonzero().squeeze(1) if token_mask is not None else None
         tokens = flat[index] if index is not None else flat
         with torch.autocast(x.device.type, enabled=False):
-            logits = F.linear(tokens.float(), self.gate.weight.float())
+            logits = F.linear(self._router_input(tokens.float()), self.gate.weight.float())
         selection = self.config.train_selection if self.training else "softmax"
         routing = route(logits, self.config.top_k, capacity(tokens.shape[0], self.config, self.training), selection)
         compute = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
@@ -270,6 +286,17 @@ class MoELayer(nn.Module):
             combined = flat.new_zeros(flat.shape).index_copy(0, index, combined)
         self._record(routing, tokens.shape[0])
         return self.dropout(combined.view_as(x))
+
+    def _router_input(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The gate's input: the tokens, centred on the batch mean if the config says so."""
+        if not self.config.router_centering:
+            return tokens
+        if self.training and tokens.shape[0]:
+            mean = tokens.detach().mean(0)
+            with torch.no_grad():
+                self.router_mean.lerp_(mean, self.config.centering_momentum)
+            return tokens - mean
+        return tokens - self.router_mean
 
     def _record(self, routing: Routing, n_tokens: int) -> None:
         self.router_losses = (routing.aux_loss, routing.z_loss)

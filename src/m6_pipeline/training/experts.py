@@ -154,4 +154,9 @@ def gather_full_state(model: nn.Module, experts: list[nn.Parameter], groups: Exp
             dist.all_gather(parts, tensor, group=groups.ep.group)
             tensor = torch.cat(parts)
         state[name] = tensor
+    # persistent buffers too (the MoE gate's running mean under router_centering): replicated
+    parameter_names = {name for name, _ in model.named_parameters()}
+    for name, tensor in model.state_dict().items():
+        if name not in parameter_names:
+            state[name] = tensor.detach().contiguous()
     return state
