@@ -6,13 +6,25 @@ PyTorch's fused `scaled_dot_product_attention` with the prefix-LM mask, never a 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from m6_pipeline.model.config import M6Config
 
 KVCache = tuple[torch.Tensor, torch.Tensor]  # keys, values: [batch, heads, cached, head_dim]
+
+
+def attention_backend(q: torch.Tensor) -> contextlib.AbstractContextManager:
+    """SDPA's kernel for these queries. On CPU in bf16/fp16, PyTorch's flash kernel is the slow
+    one: forward + backward take 1.5x the math kernel's at M6's shapes (benchmarks/attention_kernels.py),
+    at the same error against fp32; elsewhere (fp32, CUDA) PyTorch's own choice stands."""
+    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
 
 
 class SelfAttention(nn.Module):
@@ -37,9 +49,10 @@ class SelfAttention(nn.Module):
         if cache is not None:
             k = torch.cat([cache[0], k], dim=2)
             v = torch.cat([cache[1], v], dim=2)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        with attention_backend(q):
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+            )
         y = y.transpose(1, 2).reshape(batch, seq, -1)
         return self.proj(y), (k, v)
 
