@@ -11,7 +11,7 @@ same token shards, seed, schedule and steps; only the FFN differs:
   parameters per token as top-1 MoE, whose experts are each as wide as the dense FFN;
 - moe_top1 / moe_top2: the paper's softmax gate, top-1 or top-2 (Switch loss weight 0.01);
 - moe_top1_centred / moe_top2_centred: conf/local's gate, which scores each token minus the
-  batch's mean token (`router_centering`) with a Switch loss weight of 0.05;
+  batch's mean token (`router_centering`) with a Switch loss weight of 0.1;
 - moe_top1_sample / moe_top1_sinkhorn: top-1 with training-time selection by sampling from the
   gate or by Sinkhorn-balanced scores (options beyond the paper; evaluation takes the top-1).
 Needs the token shards of `kedro run --env=local --pipeline=pretrain_100b`
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "moe_quality.json"
 WORK = ROOT / "benchmarks" / "work" / "moe_quality"
 PAPER_GATE = {"router_centering": False, "aux_loss_weight": 0.01}
-CENTRED_GATE = {"router_centering": True, "aux_loss_weight": 0.05}  # conf/local's choice
+CENTRED_GATE = {"router_centering": True, "aux_loss_weight": 0.1}  # conf/local's choice
 VARIANTS = {
     "dense": None,
     "moe_top1": {"top_k": 1, **PAPER_GATE},
