@@ -2,13 +2,13 @@
 runs the MoE layer with its experts sharded over a 2-process gloo group and saves what it saw."""
 
 import argparse
-import gc
-import os
 
 import torch
 import torch.distributed as dist
 
 from m6_pipeline.model.moe import ExpertParallel, MoEConfig, MoELayer
+
+from gloo_teardown import leave_group  # run as a script: this directory is on sys.path
 
 D_MODEL, D_FFN = 16, 32
 
@@ -49,15 +49,8 @@ def main() -> None:
         },
         args.out,
     )
-    # Teardown. Once in a few hundred runs under load, a gloo worker thread still joinable when
-    # the interpreter finalises the group aborts the process ("terminate called without an
-    # active exception", SIGABRT) after everything was saved. So: drop every reference to the
-    # group, let both ranks pass a barrier, destroy it, and leave without interpreter teardown.
     del layer, out, x, token_mask, upstream
-    gc.collect()
-    dist.barrier()
-    dist.destroy_process_group()
-    os._exit(0)
+    leave_group()
 
 
 if __name__ == "__main__":

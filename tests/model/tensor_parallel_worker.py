@@ -6,8 +6,6 @@ The HybridParallelPlugin itself needs CUDA, so the test drives ShardFormer direc
 policy, the same parallel layers and collectives as the plugin applies on GPUs."""
 
 import argparse
-import gc
-import os
 import warnings
 
 import numpy as np
@@ -15,6 +13,8 @@ import torch
 import torch.distributed as dist
 
 from m6_pipeline.model import M6Config, M6Model
+
+from gloo_teardown import leave_group  # run as a script: this directory is on sys.path
 from m6_pipeline.pretraining.tasks import SpecialTokens, build_example, collate
 
 SPECIAL = SpecialTokens(pad=0, sep=3, mask=4, bos=5, eos=6)
@@ -103,14 +103,8 @@ def main() -> None:
     result = train_step(model)
     result["qkv_class"] = type(model.blocks[0].attention.qkv).__name__
     torch.save(result, args.out)
-    # Teardown as in expert_parallel_worker.py: drop every reference to the group, pass a
-    # barrier, destroy it, and leave without interpreter teardown (a joinable gloo thread at
-    # finalisation aborts the process once in a few hundred runs).
     del model, result
-    gc.collect()
-    dist.barrier()
-    dist.destroy_process_group()
-    os._exit(0)
+    leave_group()
 
 
 if __name__ == "__main__":
