@@ -63,7 +63,7 @@ class NaiveLoopMoE(nn.Module):
             token, slot = (top_e == e).nonzero(as_tuple=True)
             if token.numel() == 0:
                 continue
-            h = F.gelu(flat[token] @ self.w1[e] + self.b1[e], approximate="tanh") @ self.w2[e] + self.b2[e]
+            h = F.gelu(flat[token] @ self.w1[e] + self.b1[e]) @ self.w2[e] + self.b2[e]
             out = out.index_add(0, token, h * top_p[token, slot].unsqueeze(1))
         return out.view_as(x)
 

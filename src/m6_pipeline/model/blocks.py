@@ -63,10 +63,11 @@ class FeedForward(nn.Module):
         self.fc = nn.Linear(config.d_model, config.ffn_width)
         self.proj = nn.Linear(config.ffn_width, config.d_model)
         self.dropout = nn.Dropout(config.dropout)
+        self.approximate = config.gelu_approximate
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
         """token_mask is for the MoE FFN's routing; a dense FFN treats every position alike."""
-        return self.dropout(self.proj(F.gelu(self.fc(x), approximate="tanh")))
+        return self.dropout(self.proj(F.gelu(self.fc(x), approximate=self.approximate)))
 
 
 class Block(nn.Module):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from m6_pipeline.model.blocks import Block, KVCache
 from m6_pipeline.model.config import M6Config
+from m6_pipeline.model.linear_cross_entropy import linear_cross_entropy
 from m6_pipeline.model.masking import additive_mask, prefix_lm_mask
 from m6_pipeline.model.moe import ExpertParallel, MoELayer, MoEStatistics
 
@@ -87,7 +87,7 @@ class M6Model(nn.Module):
         return MoELayer(
             config.d_model, config.expert_width, config.moe, init_std=config.init_std,
             output_std=config.init_std / math.sqrt(2 * config.n_layers), dropout=config.dropout,
-            expert_parallel=expert_parallel,
+            expert_parallel=expert_parallel, approximate=config.gelu_approximate,
         )
 
     @property
@@ -177,22 +177,23 @@ class M6Model(nn.Module):
 
         Logits are computed only at those positions: the vocabulary projection is the largest
         matrix product of a small model, and most positions (image, prefix, padding) carry none.
+        They are computed chunk by chunk together with their gradient and never kept
+        (`linear_cross_entropy`).
         A label >= vocab_size is an image code: its position is scored by the code output layer
         over the codes alone (a word is never a candidate for a code position, nor the reverse).
         """
         keep = labels != IGNORE_INDEX
         hidden, labels = hidden[keep], labels[keep]
         if self.code_head is None:
-            logits = hidden @ self.output_weight.to(hidden.dtype).T
-            return F.cross_entropy(logits.float(), labels)
+            return linear_cross_entropy(hidden, self.output_weight, labels) / max(int(labels.numel()), 1)
         is_code = labels >= self.config.code_offset
         total = hidden.new_zeros((), dtype=torch.float32)
         if bool(is_code.any()):
-            logits = self.code_head(hidden[is_code]).float()
-            total = total + F.cross_entropy(logits, labels[is_code] - self.config.code_offset, reduction="sum")
+            total = total + linear_cross_entropy(
+                hidden[is_code], self.code_head.weight, labels[is_code] - self.config.code_offset
+            )
         if bool((~is_code).any()):
-            logits = (hidden[~is_code] @ self.output_weight.to(hidden.dtype).T).float()
-            total = total + F.cross_entropy(logits, labels[~is_code], reduction="sum")
+            total = total + linear_cross_entropy(hidden[~is_code], self.output_weight, labels[~is_code])
         return total / max(int(labels.numel()), 1)
 
     def step(

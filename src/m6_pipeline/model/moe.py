@@ -185,30 +185,33 @@ class MoEStatistics:
 
 
 def grouped_ffn(
-    h: torch.Tensor, counts: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor
+    h: torch.Tensor, counts: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
+    approximate: str = "none",
 ) -> torch.Tensor:
     """Every expert's FFN over its contiguous rows of h (rows sorted by expert): two grouped
-    matrix products. h: [A, d]; counts: [E]; w1: [E, d, f]; w2: [E, f, d]."""
+    matrix products. h: [A, d]; counts: [E]; w1: [E, d, f]; w2: [E, f, d]; `approximate` is
+    `F.gelu`'s ("none": exact GELU, "tanh": GPT-2's)."""
     if h.shape[0] == 0:  # keep every weight in the graph: each gets a zero gradient, not None
         untouched = h.sum() + (w1.sum() + b1.sum() + w2.sum() + b2.sum()).to(h.dtype)
         return h.new_zeros(0, w2.shape[-1]) + untouched * 0
     offsets = torch.cumsum(counts, 0).to(torch.int32)
     hidden = F.grouped_mm(h, w1, offs=offsets) + torch.repeat_interleave(b1, counts, dim=0, output_size=h.shape[0])
-    hidden = F.gelu(hidden, approximate="tanh")
+    hidden = F.gelu(hidden, approximate=approximate)
     return F.grouped_mm(hidden, w2, offs=offsets) + torch.repeat_interleave(
         b2, counts, dim=0, output_size=h.shape[0]
     )
 
 
 def per_expert_loop_ffn(
-    h: torch.Tensor, counts: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor
+    h: torch.Tensor, counts: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
+    approximate: str = "none",
 ) -> torch.Tensor:
     """The same computation as `grouped_ffn` as a Python loop over experts: the reference the
     tests compare against and the naive baseline of benchmarks/moe_layer.py."""
     outputs, start = [], 0
     for e, n in enumerate(counts.tolist()):
         rows = h[start : start + n]
-        outputs.append(F.gelu(rows @ w1[e] + b1[e], approximate="tanh") @ w2[e] + b2[e])
+        outputs.append(F.gelu(rows @ w1[e] + b1[e], approximate=approximate) @ w2[e] + b2[e])
         start += n
     return torch.cat(outputs) if outputs else h.new_zeros(0, w2.shape[-1])
 
@@ -218,8 +221,9 @@ class MoELayer(nn.Module):
 
     def __init__(
         self, d_model: int, d_ffn: int, config: MoEConfig, *, init_std: float, output_std: float,
-        dropout: float = 0.0, expert_parallel: ExpertParallel | None = None,
+        dropout: float = 0.0, expert_parallel: ExpertParallel | None = None, approximate: str = "none",
     ) -> None:
+        """approximate: `F.gelu`'s, as M6Config.gelu_approximate gives it."""
         super().__init__()
         ep = expert_parallel or ExpertParallel(None, 1, 0)
         if config.n_experts % ep.size:
@@ -242,6 +246,7 @@ class MoELayer(nn.Module):
         self.w2 = nn.Parameter(torch.empty(self.n_local, d_ffn, d_model))
         self.b2 = nn.Parameter(torch.zeros(self.n_local, d_model))
         self.dropout = nn.Dropout(dropout)
+        self.approximate = approximate
         self.statistics: MoEStatistics | None = None
         self.router_losses: tuple[torch.Tensor, torch.Tensor] | None = None
         # one draw from the global generator, then one generator per *global* expert: every
@@ -312,7 +317,7 @@ class MoELayer(nn.Module):
     def _experts(self, dispatched: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """Rows sorted by global expert in, the same rows' expert outputs out."""
         if self.ep.size == 1:
-            return grouped_ffn(dispatched, counts, *self._weights(dispatched.dtype))
+            return grouped_ffn(dispatched, counts, *self._weights(dispatched.dtype), self.approximate)
         return self._experts_parallel(dispatched, counts)
 
     def _experts_parallel(self, dispatched: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -336,7 +341,7 @@ class MoELayer(nn.Module):
             torch.arange(n_local, device=counts.device).repeat(ep), received_counts.reshape(-1)
         )
         order = torch.sort(local_expert, stable=True).indices
-        out = grouped_ffn(received[order], received_counts.sum(0), *self._weights(compute))
+        out = grouped_ffn(received[order], received_counts.sum(0), *self._weights(compute), self.approximate)
         unsorted = torch.empty_like(out).index_copy(0, order, out)
         returned = all_to_all_single(
             dispatched.new_empty(dispatched.shape[0], out.shape[1], dtype=wire),
