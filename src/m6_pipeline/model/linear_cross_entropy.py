@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import torch
 
-CPU_CHUNK_BYTES = 6 * 2**20  # one chunk's fp32 logits stay within a CPU's last-level cache
+# One chunk's fp32 logits within a server CPU's last-level cache (32 MiB here), and chunks tall
+# enough for efficient matrix products: at vocabulary 6000 on 2 threads a step is 5-8% faster
+# with 16 MiB chunks (700 rows) than with 2-6 MiB ones, and 8% slower with one 48 MiB chunk.
+CPU_CHUNK_BYTES = 16 * 2**20
 DEVICE_CHUNK_BYTES = 2**30  # on accelerators the chunk only bounds memory
 
 
