@@ -11,12 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from m6_pipeline.model.config import PAPER_PARAMS, M6Config
+from m6_pipeline.model.linear_cross_entropy import chunk_rows
 from m6_pipeline.training.planner import (
     GIB,
     ClusterSpec,
     PlanDoesNotFit,
     PlanSettings,
     check_fits,
+    output_layer_bytes,
     plan,
 )
 
@@ -205,3 +207,17 @@ def test_m6_100b_fits_the_paper_cluster_only_with_experts_sharded():
     assert not replicated.fits
     with pytest.raises(PlanDoesNotFit, match="ep_size 128"):
         check_fits(replicated)
+
+
+@settings(max_examples=30, deadline=None)
+@given(tokens=st.integers(1, 200_000), vocab=st.integers(1_000, 100_000), on_cpu=st.booleans())
+def test_the_output_layer_holds_one_chunk_of_logits_however_many_tokens(tokens, vocab, on_cpu):
+    """The fused loss keeps one chunk of logits: past a chunk, more tokens add only the hidden
+    states' gradient (2 bytes per width), never 6 bytes per vocabulary entry."""
+    d = 1024
+    more = output_layer_bytes(2 * tokens, vocab, d, on_cpu=on_cpu)
+    once = output_layer_bytes(tokens, vocab, d, on_cpu=on_cpu)
+    if tokens >= chunk_rows(vocab, "cpu" if on_cpu else "cuda"):
+        assert more - once == 2 * tokens * d
+    assert more - once <= tokens * (6 * vocab + 2 * d)
+    assert once <= 6 * tokens * vocab + 2 * tokens * d + 4 * vocab * d

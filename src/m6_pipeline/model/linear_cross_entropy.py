@@ -27,9 +27,10 @@ CPU_CHUNK_BYTES = 16 * 2**20
 DEVICE_CHUNK_BYTES = 2**30  # on accelerators the chunk only bounds memory
 
 
-def chunk_rows(vocab: int, device: torch.device) -> int:
-    """Tokens per chunk: a chunk's fp32 logits fit the budget of the device type."""
-    budget = CPU_CHUNK_BYTES if device.type == "cpu" else DEVICE_CHUNK_BYTES
+def chunk_rows(vocab: int, device_type: str) -> int:
+    """Tokens per chunk: a chunk's fp32 logits fit the budget of the device type ("cpu",
+    "cuda", ...)."""
+    budget = CPU_CHUNK_BYTES if device_type == "cpu" else DEVICE_CHUNK_BYTES
     return max(32, budget // (4 * vocab))
 
 
@@ -97,5 +98,5 @@ def linear_cross_entropy(
         )
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
-    rows = rows or chunk_rows(weight.shape[0], hidden.device)
+    rows = rows or chunk_rows(weight.shape[0], device)
     return _LinearCrossEntropy.apply(hidden, weight, labels, dtype, rows)

@@ -26,10 +26,12 @@ Models", Eq. 2 and §4.1), with s = seq_len, b = micro-batch, h = d_model, a = h
   rebuilt layer's input is the one already kept).
 The 5as/h term counts the softmax scores and dropout mask of materialised attention; M6's fused
 `scaled_dot_product_attention` keeps neither, so for M6 the figure is an upper bound. fp32
-doubles every activation byte. The output layer adds log-softmax probabilities kept for the
-backward pass (fp32, 4 bytes per logit) and the logit gradient in fp32 and bf16 (6 bytes):
-10·s·b·V bytes (whatever t: the output layer is not vocab-parallel), an upper bound too, as M6
-computes logits only at labelled positions.
+doubles every activation byte. The output layer (model/linear_cross_entropy.py) computes its
+logits and their gradient one chunk of r tokens at a time and keeps none: one chunk's fp32
+logits and bf16 gradient, 6·r·V bytes with r = min(s·b, chunk_rows), plus what it hands to the
+backward pass, the hidden states' gradient (2·s·b·h) and an fp32 gradient of the output weight
+(4·V·h); whatever t, as the output layer is not vocab-parallel. An upper bound, as M6 computes
+logits only at labelled positions.
 
 On top of the allocated bytes, an allowance for the caching allocator's fragmentation
 (`fragmentation` × allocated) and for what the runtime holds (`runtime_reserved_gib`: CUDA
@@ -59,6 +61,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from m6_pipeline.model.config import M6Config
+from m6_pipeline.model.linear_cross_entropy import chunk_rows
 
 GIB = 2**30
 Plugin = Literal["torch_ddp", "low_level_zero", "gemini", "hybrid_parallel", "moe_hybrid_parallel"]
@@ -307,6 +310,14 @@ def _state_bytes_per_param(settings: PlanSettings) -> tuple[float, float, float,
     return 2.0, 2.0, 12.0, 0.0
 
 
+def output_layer_bytes(tokens: int, vocab: int, d_model: int, *, on_cpu: bool) -> float:
+    """Peak bytes of the fused output layer + cross entropy for `tokens` scored positions: one
+    chunk's fp32 logits and bf16 gradient, the hidden states' gradient, the weight's fp32
+    gradient (see the module docstring)."""
+    rows = min(tokens, chunk_rows(vocab, "cpu" if on_cpu else "cuda"))
+    return 6 * rows * vocab + 2 * tokens * d_model + 4 * vocab * d_model
+
+
 def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan:
     """Per-device memory and cluster throughput of training `config` on `cluster`."""
     s, b, h, a = settings.seq_len, settings.micro_batch_size, config.d_model, config.n_heads
@@ -362,7 +373,7 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
     no_ckpt = n_layers * per_layer
     ckpt = act_scale * 2 * s * b * h * (n_layers - 1) + per_layer
     activations = ckpt if settings.activation_checkpointing else no_ckpt
-    output_layer = 10 * s * b * config.vocab_size
+    output_layer = output_layer_bytes(s * b, config.vocab_size, h, on_cpu=cluster.on_cpu)
 
     allocated = (
         parameters
