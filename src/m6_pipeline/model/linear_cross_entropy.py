@@ -43,7 +43,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             accumulate = torch.promote_types(dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
             total = torch.zeros((), dtype=accumulate, device=hidden.device)
             grad_hidden = torch.empty(hidden.shape, dtype=dtype, device=hidden.device) if want_grad else None
-            grad_weight = torch.zeros(weight.shape, dtype=accumulate, device=weight.device) if want_grad else None
+            grad_weight = None  # the first chunk's product, then a running fp32 sum
             for start in range(0, hidden.shape[0], rows):
                 h = hidden[start : start + rows].to(dtype)
                 y = labels[start : start + rows]
@@ -60,7 +60,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     probabilities[torch.arange(len(y), device=y.device), y] -= 1.0
                     grad_logits = probabilities.to(dtype)
                     grad_hidden[start : start + rows] = grad_logits @ w
-                    grad_weight += (grad_logits.T @ h).to(accumulate)
+                    chunk_grad_weight = (grad_logits.T @ h).to(accumulate)
+                    if grad_weight is None:
+                        grad_weight = chunk_grad_weight
+                    else:
+                        grad_weight += chunk_grad_weight
+        if want_grad and grad_weight is None:  # no tokens: every gradient is zero
+            grad_weight = torch.zeros(weight.shape, dtype=accumulate, device=weight.device)
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.dtypes = (hidden.dtype, weight.dtype)
         return total
