@@ -20,7 +20,9 @@ def _reference(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor)
     return loss.detach(), h.grad, w.grad
 
 
-def _fused(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, rows: int | None, scale: float = 1.0):
+def _fused(
+    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, rows: int | None, scale: float = 1.0
+):
     h, w = hidden.detach().clone().requires_grad_(), weight.detach().clone().requires_grad_()
     loss = linear_cross_entropy(h, w, labels, rows=rows)
     (loss * scale).backward()
@@ -125,7 +127,8 @@ def test_m6_loss_and_tied_gradients_match_the_unfused_formula(codes):
     if codes:
         is_code = y >= config.code_offset
         sum_words = F.cross_entropy(logits[~is_code], y[~is_code], reduction="sum")
-        sum_codes = F.cross_entropy(model.code_head(h[is_code]), y[is_code] - config.code_offset, reduction="sum")
+        code_logits = model.code_head(h[is_code])
+        sum_codes = F.cross_entropy(code_logits, y[is_code] - config.code_offset, reduction="sum")
         expected = (sum_words + sum_codes) / y.numel()
     else:
         expected = F.cross_entropy(logits, y)

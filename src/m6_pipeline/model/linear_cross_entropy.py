@@ -87,7 +87,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
 def linear_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, rows: int | None = None
 ) -> torch.Tensor:
-    """Summed cross entropy (nats; an fp32 scalar, fp64 for fp64 inputs) of `hidden @ weight.T` against `labels`.
+    """Summed cross entropy of `hidden @ weight.T` against `labels` (nats; an fp32 scalar, fp64
+    for fp64 inputs).
 
     hidden: [tokens, d]; weight: [classes, d] (an output layer without bias); labels: [tokens],
     every one a class index (drop ignored positions first). Under autocast the products run in
