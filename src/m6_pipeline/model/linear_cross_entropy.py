@@ -98,11 +98,13 @@ def linear_cross_entropy(
             f"expected hidden [tokens, d], weight [classes, d], labels [tokens]; got "
             f"{tuple(hidden.shape)}, {tuple(weight.shape)}, {tuple(labels.shape)}"
         )
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= weight.shape[0]):
-        raise ValueError(
-            f"labels must lie in [0, {weight.shape[0]}) for this output layer; got "
-            f"{int(labels.min())}..{int(labels.max())} (drop ignored positions before the loss)"
-        )
+    if labels.numel():
+        low, high = (int(v) for v in torch.aminmax(labels))  # one pass, one sync
+        if low < 0 or high >= weight.shape[0]:
+            raise ValueError(
+                f"labels must lie in [0, {weight.shape[0]}) for this output layer; got "
+                f"{low}..{high} (drop ignored positions before the loss)"
+            )
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
     rows = rows or chunk_rows(weight.shape[0], device)
