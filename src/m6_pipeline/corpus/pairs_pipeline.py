@@ -43,6 +43,8 @@ PAIRS_SCHEMA = pa.schema([
 ])
 CLEAN_PAIRS_COLUMNS = ["id", "source", "origin", "text", "image", "width", "height", "pixels",
                        "quality", "sharpness", "contrast", "entropy", "phash", "image_ref", "order"]
+# what routing reads back: the clean columns plus the outcome (every annotated column today)
+ROUTED_PAIRS_COLUMNS = CLEAN_PAIRS_COLUMNS + ["reason", "detail"]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from m6_pipeline.corpus.text_annotate import TextAnnotator
 from m6_pipeline.corpus.text_filters import load_lexicon
 
 CLEAN_TEXT_COLUMNS = ["id", "source", "title", "text", "n_chars", "perplexity", "order"]
+# what routing reads back: not the dedup keys (a MinHash signature is 64 numbers a record)
+ROUTED_TEXT_COLUMNS = CLEAN_TEXT_COLUMNS + ["reason", "detail"]
 
 
 def reference_texts(raw_dir: Path, cfg: CorpusConfig, lexicon: list[str]) -> list[str]:
@@ -65,10 +67,10 @@ def annotate_text(raw_dir: Path, cfg: CorpusConfig, lm: CharBigramLM | None):
         raise FileNotFoundError(f"no text sources: expected {raw_dir}/text/**/*.jsonl")
     lexicon = load_lexicon(cfg.text_rules.lexicon_path)
     ds = ray.data.from_items([asdict(c) for c in chunks], override_num_blocks=len(chunks))
-    # stateless tasks, not an actor pool: actors would hold every CPU of a small machine while
-    # the downstream write waits for one; the LM and lexicon travel once via the object store
+    # stateless tasks with the default compute, so Ray fuses them with the Parquet write that
+    # follows (one task reads, annotates and writes a chunk: no block crosses the object store);
+    # the LM and lexicon travel once via the object store
     return ds.map_batches(annotate_chunks, batch_size=1, batch_format="numpy",
-                          compute=ray.data.TaskPoolStrategy(size=cfg.num_workers),
                           fn_kwargs={"cfg": cfg, "lexicon": lexicon, "lm": lm})
 
 
