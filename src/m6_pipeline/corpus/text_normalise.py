@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from functools import lru_cache
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -44,6 +45,12 @@ def _escape_class(chars: str) -> str:
 _NOT_KEPT = r"[^\p{Han}A-Za-z0-9\s" + _escape_class(KEPT_PUNCTUATION) + "]+"
 _PUNCT_RUN = "([" + _escape_class(KEPT_PUNCTUATION) + "])[" + _escape_class(KEPT_PUNCTUATION) + "]+"
 _VARIANT_TABLE = str.maketrans({**_PUNCTUATION_VARIANTS, **_FULLWIDTH_ASCII})
+# Characters that NFC leaves alone wherever they stand: each is its own NFC form, none is a
+# combining mark, and none composes with what precedes it (ASCII, Latin-1, general and CJK
+# punctuation, CJK ideographs, full-width forms; checked in tests/corpus/test_text_normalise).
+NFC_INERT_RANGES = ((0x0, 0x7F), (0xA0, 0xFF), (0x2010, 0x2027), (0x2030, 0x205E), (0x3000, 0x3029),
+                    (0x3030, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xFF01, 0xFFEF))
+_NFC_MAY_CHANGE = "[^" + "".join(f"\\x{{{lo:x}}}-\\x{{{hi:x}}}" for lo, hi in NFC_INERT_RANGES) + "]"
 _HAS_VARIANT = "[" + _escape_class("".join(sorted({**_PUNCTUATION_VARIANTS, **_FULLWIDTH_ASCII}))) + "]"
 
 
@@ -54,32 +61,38 @@ def _opencc_t2s():
     return opencc.OpenCC("t2s")
 
 
-def _map_rows(arr: pa.Array, mask: pa.Array, fn) -> pa.Array:
-    """Apply a Python function only to the rows where `mask` is true (rare rows)."""
+def _on_rows(arr: pa.Array, mask: pa.Array, fn) -> pa.Array:
+    """`fn` (array -> array of the same length) on the rows where `mask` is true only; the
+    other rows are not touched, copied through Python or scanned again."""
     if not pc.any(mask).as_py():
         return arr
-    values = arr.to_pylist()
-    for i in pc.indices_nonzero(mask).to_pylist():
-        values[i] = fn(values[i])
-    return pa.array(values, type=pa.large_string())
+    return pc.replace_with_mask(arr, mask, fn(pc.filter(arr, mask)))
+
+
+def _map_rows(arr: pa.Array, mask: pa.Array, fn) -> pa.Array:
+    """Apply a Python function only to the rows where `mask` is true (rare rows)."""
+    return _on_rows(arr, mask, lambda rows: pa.array([fn(v) for v in rows.to_pylist()], pa.large_string()))
 
 
 
 
 def strip_markup(arr: pa.Array) -> pa.Array:
     """Remove HTML comments, script/style content and tags; unescape entities."""
-    has_markup = pc.fill_null(pc.match_substring(arr, "<"), False)
-    if pc.any(has_markup).as_py():
-        arr = pc.replace_substring_regex(arr, _COMMENT, " ")
-        arr = pc.replace_substring_regex(arr, _SCRIPT_STYLE, " ")
-        arr = pc.replace_substring_regex(arr, _TAG, " ")
+    def remove_tags(rows: pa.Array) -> pa.Array:
+        rows = pc.replace_substring_regex(rows, _COMMENT, " ")
+        rows = pc.replace_substring_regex(rows, _SCRIPT_STYLE, " ")
+        return pc.replace_substring_regex(rows, _TAG, " ")
+
+    arr = _on_rows(arr, pc.fill_null(pc.match_substring(arr, "<"), False), remove_tags)
     has_entity = pc.fill_null(pc.match_substring_regex(arr, r"&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);"), False)
     return _map_rows(arr, has_entity, html.unescape)
 
 
 def fix_unicode(arr: pa.Array) -> pa.Array:
-    """NFC for every row; ftfy's mojibake repair only where the mojibake pattern appears."""
-    arr = pc.utf8_normalize(arr, "NFC")
+    """NFC for every row (computed only where a character outside `NFC_INERT_RANGES` appears);
+    ftfy's mojibake repair only where the mojibake pattern appears."""
+    arr = _on_rows(arr, pc.fill_null(pc.match_substring_regex(arr, _NFC_MAY_CHANGE), False),
+                   lambda rows: pc.utf8_normalize(rows, "NFC"))
     suspicious = pc.fill_null(pc.match_substring_regex(arr, _MOJIBAKE), False)
     if pc.any(suspicious).as_py():
         import ftfy
@@ -102,10 +115,31 @@ def to_simplified(arr: pa.Array) -> pa.Array:
     return pa.array([next(it) if v else v for v in values], type=pa.large_string())
 
 
+@lru_cache(maxsize=1)
+def _variant_lut() -> np.ndarray:
+    """Code point -> code point: every variant is one character that becomes one character."""
+    lut = np.arange(0x110000, dtype=np.uint32)
+    for variant, canonical in _VARIANT_TABLE.items():
+        lut[variant] = ord(canonical)
+    return lut
+
+
+def _translate_rows(rows: pa.Array) -> pa.Array:
+    """`str.translate(_VARIANT_TABLE)` of every row, as one table lookup over all their code
+    points (6x faster than translating row by row: People's Daily writes full-width digits)."""
+    values = rows.to_pylist()
+    codes = _variant_lut()[np.frombuffer("".join(values).encode("utf-32-le"), dtype=np.uint32)]
+    joined = codes.tobytes().decode("utf-32-le")
+    out, pos = [], 0
+    for value in values:
+        out.append(joined[pos : pos + len(value)])
+        pos += len(value)
+    return pa.array(out, pa.large_string())
+
+
 def unify_punctuation_variants(arr: pa.Array) -> pa.Array:
     """Punctuation variants and full-width letters/digits to one canonical form."""
-    has_variant = pc.fill_null(pc.match_substring_regex(arr, _HAS_VARIANT), False)
-    return _map_rows(arr, has_variant, lambda s: s.translate(_VARIANT_TABLE))
+    return _on_rows(arr, pc.fill_null(pc.match_substring_regex(arr, _HAS_VARIANT), False), _translate_rows)
 
 
 def collapse_duplicate_punctuation(arr: pa.Array) -> pa.Array:
