@@ -227,9 +227,9 @@ def main() -> None:
 
     t = time.perf_counter()
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ctx.enable_progress_bars = False
+    from m6_pipeline.ray_data_context import configure_data_context
+
+    configure_data_context(progress_bars=False)
     results["ray_start_seconds"] = time.perf_counter() - t
     for name, full in (("ours_rule_recipe", False), ("ours_full_recipe", True)):
         results[f"{name}_warm_up_seconds"] = warm_up(raw, full, args.workers)

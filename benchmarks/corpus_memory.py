@@ -53,9 +53,9 @@ def child(scale: int) -> None:
     # a bounded object store, as conf/local/ray.yml sets it: Ray Data back-pressures instead
     # of buffering blocks in a store sized to 30% of RAM
     ray.init(num_cpus=2, object_store_memory=1 << 30, include_dashboard=False, log_to_driver=False)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ctx.enable_progress_bars = False
+    from m6_pipeline.ray_data_context import configure_data_context
+
+    configure_data_context(progress_bars=False)
     cfg = CorpusConfig(raw_dir=raw, text_rules={"lexicon_path": str(ROOT / "conf/base/lexicons/spam_lexicon.txt")})
     out = WORK / f"out_x{scale}"
     timing = clean_text_corpus(raw, cfg, out)

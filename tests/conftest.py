@@ -22,9 +22,9 @@ def ray_local():
 
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True
-    ctx.enable_progress_bars = False
+    from m6_pipeline.ray_data_context import configure_data_context
+
+    configure_data_context(progress_bars=False)
     yield ray
 
 

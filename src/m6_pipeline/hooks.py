@@ -7,6 +7,8 @@ import os
 
 from kedro.framework.hooks import hook_impl
 
+from m6_pipeline.ray_data_context import configure_data_context
+
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +34,5 @@ class RayHook:
         else:
             ray.init(num_cpus=conf.get("num_cpus"), object_store_memory=conf.get("object_store_memory"),
                      **kwargs)
-        ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True  # deterministic outputs for DVC
-        ctx.enable_progress_bars = conf.get("progress_bars", True)
+        configure_data_context(progress_bars=conf.get("progress_bars", True),
+                               reserve_per_operator=conf.get("reserve_per_operator", False))

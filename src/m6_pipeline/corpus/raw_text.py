@@ -61,12 +61,14 @@ def plan_chunks(raw_dir: Path, subdir: str = "text", chunk_bytes: int | None = 4
     for index, path in enumerate(files):
         relative = path.relative_to(raw_dir)
         size = path.stat().st_size
+        # equal pieces within a file (a 27 MiB file in 16 MiB chunks is 13.5 + 13.5, not 16 + 11)
+        piece = -(-size // max(1, -(-size // chunk_bytes)))
         start, line = 0, 1
         with path.open("rb") as f:
             while start < size:
-                f.seek(min(start + chunk_bytes, size))
+                f.seek(min(start + piece, size))
                 f.readline()  # move to the end of the line the cut landed in
-                end = min(f.tell(), size) if start + chunk_bytes < size else size
+                end = min(f.tell(), size) if start + piece < size else size
                 f.seek(start)
                 lines_here = f.read(end - start).count(b"\n")
                 chunks.append(FileChunk(str(path), relative.as_posix(), source_of(relative),
