@@ -56,3 +56,27 @@ def test_record_source_field_wins_over_directory(tmp_path):
     write_lines(tmp_path / "text" / "x" / "a.jsonl",
                 [json.dumps({"text": "内容", "source": "encyclopedia"}).encode()])
     assert parse_all(tmp_path)[0]["source"] == "encyclopedia"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from m6_pipeline.corpus.raw_text import FileChunk, balanced_parts  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(1, 5000), max_size=60), n_parts=st.integers(1, 8))
+def test_balanced_parts_keep_every_chunk_in_order_and_share_the_bytes(sizes, n_parts):
+    chunks, start = [], 0
+    for i, size in enumerate(sizes):
+        chunks.append(FileChunk("f", "text/f.jsonl", "f", 0, start, start + size, i + 1))
+        start += size
+    parts = balanced_parts(chunks, n_parts)
+    assert [c for part in parts for c in part] == chunks  # contiguous, complete, in corpus order
+    assert all(parts) and len(parts) <= n_parts
+    if chunks:
+        share, largest = sum(sizes) / n_parts, max(sizes)
+        # a part overshoots its share by less than one chunk, so none holds more than that
+        assert all(sum(c.end - c.start for c in part) < share + largest for part in parts)
+        if len(chunks) >= n_parts and largest <= share / 2:
+            assert len(parts) == n_parts

@@ -8,7 +8,6 @@ deduplication keys come to the driver.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,14 @@ import pyarrow.compute as pc
 
 from m6_pipeline.corpus.config import CorpusConfig
 from m6_pipeline.corpus.language_model import CharBigramLM
-from m6_pipeline.corpus.raw_text import FileChunk, batch_rows, parse_chunk, plan_chunks
+from m6_pipeline.corpus.raw_text import FileChunk, balanced_parts, parse_chunk, plan_chunks
 from m6_pipeline.corpus.text_annotate import TextAnnotator
 from m6_pipeline.corpus.text_filters import load_lexicon
+
+# pieces a task parses one at a time, and how many tasks each worker gets
+PIECE_BYTES = 1 << 20
+PARTS_PER_WORKER = 1
+MAX_PART_BYTES = 256 << 20
 
 CLEAN_TEXT_COLUMNS = ["id", "source", "title", "text", "n_chars", "perplexity", "order"]
 # what routing reads back: not the dedup keys (a MinHash signature is 64 numbers a record)
@@ -62,25 +66,28 @@ def annotate_text(raw_dir: Path, cfg: CorpusConfig, lm: CharBigramLM | None):
     """A lazy Ray Dataset of every text record with its first failing rule and dedup keys."""
     import ray.data
 
-    chunks = plan_chunks(raw_dir, target_chunks=2 * cfg.num_workers)
+    chunks = plan_chunks(raw_dir, chunk_bytes=PIECE_BYTES)
     if not chunks:
         raise FileNotFoundError(f"no text sources: expected {raw_dir}/text/**/*.jsonl")
+    total = sum(c.end - c.start for c in chunks)
+    parts = balanced_parts(chunks, max(PARTS_PER_WORKER * cfg.num_workers, -(-total // MAX_PART_BYTES)))
     lexicon = load_lexicon(cfg.text_rules.lexicon_path)
-    ds = ray.data.from_items([asdict(c) for c in chunks], override_num_blocks=len(chunks))
+    ds = ray.data.from_items([{"part": i} for i in range(len(parts))], override_num_blocks=len(parts))
     # stateless tasks with the default compute, so Ray fuses them with the Parquet write that
-    # follows (one task reads, annotates and writes a chunk: no block crosses the object store);
-    # the LM and lexicon travel once via the object store
-    return ds.map_batches(annotate_chunks, batch_size=1, batch_format="numpy",
-                          fn_kwargs={"cfg": cfg, "lexicon": lexicon, "lm": lm})
+    # follows (one task reads, annotates and writes a part: no block crosses the object store);
+    # the plan, LM and lexicon travel once via the object store
+    return ds.map_batches(annotate_parts, batch_size=1, batch_format="numpy",
+                          fn_kwargs={"parts": parts, "cfg": cfg, "lexicon": lexicon, "lm": lm})
 
 
-def annotate_chunks(chunks: dict[str, np.ndarray], cfg: CorpusConfig, lexicon: list[str],
-                    lm: CharBigramLM | None, rows_per_batch: int = 4096):
-    """Ray Data UDF: a batch of `FileChunk` rows in, their annotated records out (streamed)."""
+def annotate_parts(batch: dict[str, np.ndarray], parts: list[list[FileChunk]], cfg: CorpusConfig,
+                   lexicon: list[str], lm: CharBigramLM | None, rows_per_batch: int = 4096):
+    """Ray Data UDF: part indices in, the annotated records of their chunks out (streamed)."""
     annotate = TextAnnotator(cfg.text_rules, lexicon, lm, cfg.perplexity, cfg.near_duplicates)
-    for row in batch_rows(chunks):
-        for batch in parse_chunk(FileChunk(**row)).to_batches(rows_per_batch):
-            yield annotate(pa.Table.from_batches([batch]))
+    for part in batch["part"]:
+        for chunk in parts[int(part)]:
+            for records in parse_chunk(chunk).to_batches(rows_per_batch):
+                yield annotate(pa.Table.from_batches([records]))
 
 
 def kept_text(batch: pa.Table) -> pa.Table:
