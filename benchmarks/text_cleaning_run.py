@@ -20,8 +20,10 @@ def clean_text_corpus(raw: Path, cfg: CorpusConfig, out: Path) -> dict:
     store.save(text_pipeline.annotate_text(raw, cfg, lm))
     annotated = store.load()
     t_annotate = time.perf_counter()
-    keys = ArrowBatchesDataset(str(out / "annotated"), "text", columns=deduplication.KEY_COLUMNS).load()
-    dups = deduplication.find_duplicates(deduplication.collect_keys(keys), cfg.near_duplicates)
+    near = cfg.near_duplicates.enabled
+    keys = ArrowBatchesDataset(str(out / "annotated"), "text", columns=[
+        c for c in deduplication.KEY_COLUMNS if near or c != "minhash"]).load()
+    dups = deduplication.find_duplicates(deduplication.collect_keys(keys, near), cfg.near_duplicates)
     t_dedup = time.perf_counter()
     routed = annotated.select_columns(text_pipeline.ROUTED_TEXT_COLUMNS).map_batches(
         deduplication.apply_duplicates, batch_format="pyarrow", fn_kwargs={"duplicates": dups})

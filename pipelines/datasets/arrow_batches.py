@@ -31,6 +31,10 @@ class ArrowBatches:
         self.columns = columns
         self.batch_size = batch_size
 
+    def select(self, columns: list[str]) -> ArrowBatches:
+        """The same files, fewer columns (for a node whose parameters say it needs fewer)."""
+        return ArrowBatches(self.files, columns, self.batch_size)
+
     def __iter__(self) -> Iterator:
         import pyarrow.dataset as pds
 

@@ -25,28 +25,36 @@ KEY_COLUMNS = ["order", "id", "exact_hash", "minhash", "reason"]
 
 class DedupKeys:
     """Streams batches of annotated records; keeps (order, text hash, id hash) of every kept
-    record and (order, id, signature) of the first record of each distinct text."""
+    record and (order, id, signature) of the first record of each distinct text.
 
-    def __init__(self, compact_every: int = 1 << 20):
+    With `signatures=False` (near-duplicate detection off) no MinHash signature is kept.
+    """
+
+    def __init__(self, compact_every: int = 1 << 20, signatures: bool = True):
         self._orders: list[np.ndarray] = []
         self._hashes: list[np.ndarray] = []
         self._id_hashes: list[np.ndarray] = []
         self._firsts: list[pa.Table] = []
         self._pending = 0
         self._compact_every = compact_every
+        self.signatures = signatures
 
     def add(self, batch: pa.Table) -> None:
-        kept = batch.filter(pc.is_null(batch.column("reason")))
-        if kept.num_rows == 0:
+        kept = np.flatnonzero(pc.is_null(batch.column("reason")).to_numpy(zero_copy_only=False))
+        if len(kept) == 0:
             return
-        order = kept.column("order").to_numpy()
-        text_hash = kept.column("exact_hash").to_numpy()
+        order = batch.column("order").to_numpy()[kept]
+        text_hash = batch.column("exact_hash").to_numpy()[kept]
         self._orders.append(order)
         self._hashes.append(text_hash)
-        self._id_hashes.append(pd.util.hash_array(
-            np.asarray(kept.column("id").to_numpy(zero_copy_only=False), dtype=object)).astype(np.uint64))
-        self._firsts.append(_first_per_hash(kept.select(["order", "id", "exact_hash", "minhash"])))
-        self._pending += kept.num_rows
+        ids = pc.take(batch.column("id"), pa.array(kept)).to_numpy(zero_copy_only=False)
+        self._id_hashes.append(pd.util.hash_array(np.asarray(ids, dtype=object)).astype(np.uint64))
+        # only the first row of each text in this batch is copied (with its signature)
+        by = np.lexsort((order, text_hash))
+        first = by[np.concatenate(([True], text_hash[by][1:] != text_hash[by][:-1]))]
+        columns = ["order", "id", "exact_hash"] + (["minhash"] if self.signatures else [])
+        self._firsts.append(batch.select(columns).take(pa.array(kept[first])))
+        self._pending += len(kept)
         if self._pending >= self._compact_every:
             self._firsts = [_first_per_hash(pa.concat_tables(self._firsts))]
             self._pending = 0
@@ -79,27 +87,35 @@ def _group_first(keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.nd
     return first, by
 
 
+def _prefixed(prefix: str, values: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(pa.scalar(prefix, pa.large_string()), pc.cast(values, pa.large_string()),
+                                       pa.scalar("", pa.large_string()))
+
+
 def find_duplicates(keys: DedupKeys, near: NearDuplicates) -> pa.Table:
     """One row (`order`, `reason`, `detail`) for every record to drop as a duplicate."""
+    if near.enabled and not keys.signatures:
+        raise ValueError("near-duplicate detection needs MinHash signatures: collect the keys with "
+                         "signatures=True")
     order, text_hash, id_hash, firsts = keys.arrays()
     if len(order) == 0:
         return DUPLICATE_SCHEMA.empty_table()
-    first_order = pd.Series(firsts.column("order").to_numpy(), index=firsts.column("exact_hash").to_numpy())
-    first_id = pd.Series(firsts.column("id").to_pylist(), index=firsts.column("order").to_numpy())
-    rep_order = first_order.loc[text_hash].to_numpy()
+    first_ids = firsts.column("id").combine_chunks()
+    first_of_hash = pd.Index(firsts.column("exact_hash").to_numpy()).get_indexer(text_hash)
+    rep_order = firsts.column("order").to_numpy()[first_of_hash]
     out = []
 
     exact = rep_order != order
     out.append((order[exact], Reason.EXACT_DUPLICATE,
-                ["duplicate of " + i for i in first_id.loc[rep_order[exact]]]))
+                _prefixed("duplicate of ", pc.take(first_ids, pa.array(first_of_hash[exact])))))
 
     survivors = ~exact
     group_first, _ = _group_first(id_hash[survivors], order[survivors])
     s_idx = np.flatnonzero(survivors)
     reused = group_first != np.arange(len(s_idx))
     out.append((order[s_idx[reused]], Reason.DUPLICATE_ID,
-                [f"id already used by an earlier record with other text (order {o})"
-                 for o in order[s_idx[group_first[reused]]]]))
+                pa.array([f"id already used by an earlier record with other text (order {o})"
+                          for o in order[s_idx[group_first[reused]]]], pa.large_string())))
 
     if near.enabled and firsts.num_rows > 1:
         by_order = np.argsort(firsts.column("order").to_numpy())
@@ -113,12 +129,13 @@ def find_duplicates(keys: DedupKeys, near: NearDuplicates) -> pa.Table:
         similarity = estimated_jaccard(sig[rows], sig[rep[rows]])
         ids = firsts.column("id").to_pylist()
         out.append((firsts.column("order").to_numpy()[rows], Reason.NEAR_DUPLICATE,
-                    [f"near-duplicate of {ids[r]} (estimated Jaccard {s:.2f})"
-                     for r, s in zip(rep[rows], similarity)]))
+                    pa.array([f"near-duplicate of {ids[r]} (estimated Jaccard {s:.2f})"
+                              for r, s in zip(rep[rows], similarity)], pa.large_string())))
     return pa.table({
         "order": pa.array(np.concatenate([o for o, _, _ in out]), pa.int64()),
-        "reason": pa.array([str(r) for o, r, _ in out for _ in range(len(o))], pa.large_string()),
-        "detail": pa.array([d for _, _, ds in out for d in ds], pa.large_string()),
+        "reason": pa.concat_arrays([pa.array(np.full(len(o), str(r), dtype=object), pa.large_string())
+                                    for o, r, _ in out]),
+        "detail": pa.concat_arrays([d for _, _, d in out]),
     }, schema=DUPLICATE_SCHEMA).sort_by("order")  # sorted once here, searched by every batch
 
 
@@ -145,8 +162,8 @@ def apply_duplicates(batch: pa.Table, duplicates: pa.Table) -> pa.Table:
     return batch
 
 
-def collect_keys(batches) -> DedupKeys:
-    keys = DedupKeys()
+def collect_keys(batches, signatures: bool = True) -> DedupKeys:
+    keys = DedupKeys(signatures=signatures)
     for batch in batches:
         keys.add(batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch]))
     return keys
