@@ -18,8 +18,10 @@ from m6_pipeline.corpus.config import NearDuplicates
 from m6_pipeline.corpus.near_duplicates import estimated_jaccard, near_duplicate_clusters
 from m6_pipeline.corpus.reasons import Reason
 
-DUPLICATE_SCHEMA = pa.schema([("order", pa.int64()), ("reason", pa.large_string()),
-                              ("detail", pa.large_string())])
+# reason and detail are dictionary-encoded: a corpus repeated 40x has 40 records "duplicate of"
+# the same id, and the table travels to every routing task (16 bytes a duplicate, not ~60)
+_CODED = pa.dictionary(pa.int32(), pa.large_string())
+DUPLICATE_SCHEMA = pa.schema([("order", pa.int64()), ("reason", _CODED), ("detail", _CODED)])
 KEY_COLUMNS = ["order", "id", "exact_hash", "minhash", "reason"]
 
 
@@ -134,8 +136,8 @@ def find_duplicates(keys: DedupKeys, near: NearDuplicates) -> pa.Table:
     return pa.table({
         "order": pa.array(np.concatenate([o for o, _, _ in out]), pa.int64()),
         "reason": pa.concat_arrays([pa.array(np.full(len(o), str(r), dtype=object), pa.large_string())
-                                    for o, r, _ in out]),
-        "detail": pa.concat_arrays([d for _, _, d in out]),
+                                    for o, r, _ in out]).dictionary_encode(),
+        "detail": pa.concat_arrays([d for _, _, d in out]).dictionary_encode(),
     }, schema=DUPLICATE_SCHEMA).sort_by("order")  # sorted once here, searched by every batch
 
 
@@ -156,7 +158,7 @@ def apply_duplicates(batch: pa.Table, duplicates: pa.Table) -> pa.Table:
     take = pa.array(np.where(hit, pos, 0))
     mask = pa.array(hit)
     for name in ("reason", "detail"):
-        new = pc.take(duplicates.column(name), take)
+        new = pc.cast(pc.take(duplicates.column(name), take), pa.large_string())
         merged = pc.if_else(mask, new, batch.column(name))
         batch = batch.set_column(batch.schema.get_field_index(name), name, merged)
     return batch

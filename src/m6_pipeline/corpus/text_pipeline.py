@@ -22,8 +22,8 @@ from m6_pipeline.corpus.text_filters import load_lexicon
 
 # pieces a task parses one at a time, and how many tasks each worker gets
 PIECE_BYTES = 1 << 20
-PARTS_PER_WORKER = 1
-MAX_PART_BYTES = 256 << 20
+PARTS_PER_WORKER = 2
+MAX_PART_BYTES = 32 << 20  # Ray's Parquet write holds a task's whole output
 
 CLEAN_TEXT_COLUMNS = ["id", "source", "title", "text", "n_chars", "perplexity", "order"]
 # what routing reads back: not the dedup keys (a MinHash signature is 64 numbers a record)
