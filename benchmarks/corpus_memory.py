@@ -23,20 +23,38 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "corpus_memory"
 
 
-def _tree_pss_mb(root_pid: int) -> float:
+def _role(proc) -> str:
+    """driver, raylet (holds the shared-memory object store), gcs, or worker."""
+    try:
+        cmd = " ".join(proc.cmdline())
+    except Exception:  # noqa: BLE001 - a process that just ended
+        return "other"
+    if "raylet" in cmd:
+        return "raylet"
+    if "gcs_server" in cmd:
+        return "gcs"
+    if "--child" in cmd:
+        return "driver"
+    return "workers" if "ray::" in cmd or "default_worker" in cmd else "other"
+
+
+def _tree_pss_mb(root_pid: int) -> tuple[float, dict[str, float]]:
+    """Total PSS of the process tree, and its split by role."""
     import psutil
 
-    total = 0
+    by_role: dict[str, float] = {}
     try:
         procs = [psutil.Process(root_pid)] + psutil.Process(root_pid).children(recursive=True)
     except psutil.NoSuchProcess:
-        return 0.0
+        return 0.0, by_role
     for p in procs:
         try:
-            total += p.memory_full_info().pss
+            mb = p.memory_full_info().pss / 2**20
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total / 2**20
+            continue
+        role = _role(p)
+        by_role[role] = by_role.get(role, 0.0) + mb
+    return sum(by_role.values()), by_role
 
 
 def child(scale: int) -> None:
@@ -69,11 +87,13 @@ def child(scale: int) -> None:
 def measure(scale: int) -> dict:
     proc = subprocess.Popen([sys.executable, __file__, "--child", str(scale)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    peak = [0.0]
+    peak = [0.0, {}]
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_pss_mb(proc.pid))
+            total, by_role = _tree_pss_mb(proc.pid)
+            if total > peak[0]:
+                peak[0], peak[1] = total, by_role
             time.sleep(0.25)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -84,6 +104,7 @@ def measure(scale: int) -> dict:
         raise SystemExit(f"scale {scale} failed (exit {proc.returncode})")
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_pss_mb"] = round(peak[0], 1)
+    result["at_peak_by_process_mb"] = {k: round(v, 1) for k, v in sorted(peak[1].items())}
     return result
 
 

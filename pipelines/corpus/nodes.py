@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from m6_pipeline.corpus import deduplication, pairs_pipeline, text_pipeline
 from m6_pipeline.corpus.config import CorpusConfig
@@ -54,7 +54,8 @@ def find_text_duplicates(cfg: CorpusConfig, text_annotated_keys) -> pd.DataFrame
     """Global deduplication over the streamed key columns (`text_annotated@keys`)."""
     keys = deduplication.collect_keys(_key_columns(text_annotated_keys, cfg), cfg.near_duplicates.enabled)
     duplicates = deduplication.find_duplicates(keys, cfg.near_duplicates)
-    log.info("text duplicates: %s", dict(Counter(duplicates.column("reason").to_pylist())))
+    log.info("text duplicates: %s", {c["values"]: c["counts"]
+                                     for c in pc.value_counts(duplicates.column("reason")).to_pylist()})
     return duplicates.to_pandas()
 
 

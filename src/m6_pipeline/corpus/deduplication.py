@@ -32,7 +32,7 @@ class DedupKeys:
     With `signatures=False` (near-duplicate detection off) no MinHash signature is kept.
     """
 
-    def __init__(self, compact_every: int = 1 << 20, signatures: bool = True):
+    def __init__(self, compact_every: int = 1 << 16, signatures: bool = True):
         self._orders: list[np.ndarray] = []
         self._hashes: list[np.ndarray] = []
         self._id_hashes: list[np.ndarray] = []
@@ -108,8 +108,9 @@ def find_duplicates(keys: DedupKeys, near: NearDuplicates) -> pa.Table:
     out = []
 
     exact = rep_order != order
-    out.append((order[exact], Reason.EXACT_DUPLICATE,
-                _prefixed("duplicate of ", pc.take(first_ids, pa.array(first_of_hash[exact])))))
+    # one "duplicate of <id>" string per distinct text, indexed by every copy
+    out.append((order[exact], Reason.EXACT_DUPLICATE, pa.DictionaryArray.from_arrays(
+        pa.array(first_of_hash[exact].astype(np.int32)), _prefixed("duplicate of ", first_ids))))
 
     survivors = ~exact
     group_first, _ = _group_first(id_hash[survivors], order[survivors])
@@ -117,7 +118,7 @@ def find_duplicates(keys: DedupKeys, near: NearDuplicates) -> pa.Table:
     reused = group_first != np.arange(len(s_idx))
     out.append((order[s_idx[reused]], Reason.DUPLICATE_ID,
                 pa.array([f"id already used by an earlier record with other text (order {o})"
-                          for o in order[s_idx[group_first[reused]]]], pa.large_string())))
+                          for o in order[s_idx[group_first[reused]]]], pa.large_string()).dictionary_encode()))
 
     if near.enabled and firsts.num_rows > 1:
         by_order = np.argsort(firsts.column("order").to_numpy())
@@ -132,13 +133,16 @@ def find_duplicates(keys: DedupKeys, near: NearDuplicates) -> pa.Table:
         ids = firsts.column("id").to_pylist()
         out.append((firsts.column("order").to_numpy()[rows], Reason.NEAR_DUPLICATE,
                     pa.array([f"near-duplicate of {ids[r]} (estimated Jaccard {s:.2f})"
-                              for r, s in zip(rep[rows], similarity)], pa.large_string())))
-    return pa.table({
+                              for r, s in zip(rep[rows], similarity)], pa.large_string()).dictionary_encode()))
+    reasons = [pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(o), np.int32)),
+                                              pa.array([str(r)], pa.large_string())) for o, r, _ in out]
+    table = pa.table({
         "order": pa.array(np.concatenate([o for o, _, _ in out]), pa.int64()),
-        "reason": pa.concat_arrays([pa.array(np.full(len(o), str(r), dtype=object), pa.large_string())
-                                    for o, r, _ in out]).dictionary_encode(),
-        "detail": pa.concat_arrays([d for _, _, d in out]).dictionary_encode(),
-    }, schema=DUPLICATE_SCHEMA).sort_by("order")  # sorted once here, searched by every batch
+        "reason": pa.chunked_array(reasons, _CODED),
+        "detail": pa.chunked_array([d for _, _, d in out], _CODED),
+    }, schema=DUPLICATE_SCHEMA)
+    # sorted once here, searched by every batch
+    return table.unify_dictionaries().combine_chunks().sort_by("order")
 
 
 def apply_duplicates(batch: pa.Table, duplicates: pa.Table) -> pa.Table:
