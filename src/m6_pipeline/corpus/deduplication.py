@@ -26,8 +26,8 @@ KEY_COLUMNS = ["order", "id", "exact_hash", "minhash", "reason"]
 
 
 class DedupKeys:
-    """Streams batches of annotated records; keeps (order, text hash, id hash) of every kept
-    record and (order, id, signature) of the first record of each distinct text.
+    """Streams batches of annotated records; keeps (order, text hash) of every kept record
+    (16 bytes) and (order, id, signature) of the first record of each distinct text.
 
     With `signatures=False` (near-duplicate detection off) no MinHash signature is kept.
     """
@@ -35,7 +35,6 @@ class DedupKeys:
     def __init__(self, compact_every: int = 1 << 16, signatures: bool = True):
         self._orders: list[np.ndarray] = []
         self._hashes: list[np.ndarray] = []
-        self._id_hashes: list[np.ndarray] = []
         self._firsts: list[pa.Table] = []
         self._pending = 0
         self._compact_every = compact_every
@@ -49,8 +48,6 @@ class DedupKeys:
         text_hash = batch.column("exact_hash").to_numpy()[kept]
         self._orders.append(order)
         self._hashes.append(text_hash)
-        ids = pc.take(batch.column("id"), pa.array(kept)).to_numpy(zero_copy_only=False)
-        self._id_hashes.append(pd.util.hash_array(np.asarray(ids, dtype=object)).astype(np.uint64))
         # only the first row of each text in this batch is copied (with its signature)
         by = np.lexsort((order, text_hash))
         first = by[np.concatenate(([True], text_hash[by][1:] != text_hash[by][:-1]))]
@@ -61,12 +58,11 @@ class DedupKeys:
             self._firsts = [_first_per_hash(pa.concat_tables(self._firsts))]
             self._pending = 0
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Table]:
-        """(orders, text hashes, id hashes) of all kept records; the first record per text."""
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, pa.Table]:
+        """(orders, text hashes) of all kept records; the first record per text."""
         cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt))
         firsts = _first_per_hash(pa.concat_tables(self._firsts)) if self._firsts else None
-        return (cat(self._orders, np.int64), cat(self._hashes, np.uint64), cat(self._id_hashes, np.uint64),
-                firsts)
+        return cat(self._orders, np.int64), cat(self._hashes, np.uint64), firsts
 
 
 def _first_per_hash(table: pa.Table) -> pa.Table:
@@ -99,7 +95,7 @@ def find_duplicates(keys: DedupKeys, near: NearDuplicates) -> pa.Table:
     if near.enabled and not keys.signatures:
         raise ValueError("near-duplicate detection needs MinHash signatures: collect the keys with "
                          "signatures=True")
-    order, text_hash, id_hash, firsts = keys.arrays()
+    order, text_hash, firsts = keys.arrays()
     if len(order) == 0:
         return DUPLICATE_SCHEMA.empty_table()
     first_ids = firsts.column("id").combine_chunks()
@@ -112,18 +108,19 @@ def find_duplicates(keys: DedupKeys, near: NearDuplicates) -> pa.Table:
     out.append((order[exact], Reason.EXACT_DUPLICATE, pa.DictionaryArray.from_arrays(
         pa.array(first_of_hash[exact].astype(np.int32)), _prefixed("duplicate of ", first_ids))))
 
-    survivors = ~exact
-    group_first, _ = _group_first(id_hash[survivors], order[survivors])
-    s_idx = np.flatnonzero(survivors)
-    reused = group_first != np.arange(len(s_idx))
-    out.append((order[s_idx[reused]], Reason.DUPLICATE_ID,
+    # the survivors of exact deduplication are the first records of each text: reused ids there
+    first_order = firsts.column("order").to_numpy()
+    id_hash = pd.util.hash_array(np.asarray(first_ids.to_numpy(zero_copy_only=False), dtype=object))
+    group_first, _ = _group_first(id_hash.astype(np.uint64), first_order)
+    reused = group_first != np.arange(len(first_order))
+    out.append((first_order[reused], Reason.DUPLICATE_ID,
                 pa.array([f"id already used by an earlier record with other text (order {o})"
-                          for o in order[s_idx[group_first[reused]]]], pa.large_string()).dictionary_encode()))
+                          for o in first_order[group_first[reused]]], pa.large_string()).dictionary_encode()))
 
     if near.enabled and firsts.num_rows > 1:
         by_order = np.argsort(firsts.column("order").to_numpy())
         firsts = firsts.take(pa.array(by_order))
-        still = ~np.isin(firsts.column("order").to_numpy(), order[s_idx[reused]])
+        still = ~np.isin(firsts.column("order").to_numpy(), first_order[reused])
         firsts = firsts.filter(pa.array(still))
         mh = firsts.column("minhash").combine_chunks()
         sig = mh.flatten().to_numpy(zero_copy_only=False).reshape(-1, mh.type.list_size)
