@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -110,13 +111,18 @@ def recipe(raw: Path, full: bool, workers: int):
 
 
 def warm_up(raw: Path, full: bool, workers: int) -> float:
-    """The recipe once on the planted file alone, so every Ray worker has imported the code."""
+    """The recipe once on the planted documents alone, cut into 2 x workers files so that every
+    Ray worker runs a task and has imported the cleaning code before the timed run."""
     from text_cleaning_run import clean_text_corpus
 
     small = WORK / "warm_up_raw"
-    target = small / "text" / "news" / "near_duplicates.jsonl"  # the LM trains on `news`
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes((raw / "text" / "planted" / "near_duplicates.jsonl").read_bytes())
+    shutil.rmtree(small, ignore_errors=True)
+    lines = (raw / "text" / "planted" / "near_duplicates.jsonl").read_bytes().splitlines(keepends=True)
+    n_files = 2 * workers
+    for i in range(n_files):
+        target = small / "text" / "news" / f"part_{i}.jsonl"  # the LM trains on `news`
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"".join(lines[i::n_files]))
     t = time.perf_counter()
     clean_text_corpus(small, recipe(small, full, workers), WORK / "warm_up_out")
     return time.perf_counter() - t

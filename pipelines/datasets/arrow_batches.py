@@ -36,14 +36,18 @@ class ArrowBatches:
         return ArrowBatches(self.files, columns, self.batch_size)
 
     def __iter__(self) -> Iterator:
-        import pyarrow.dataset as pds
+        """File by file, one row group at a time: PyArrow's multi-file scanner reads ahead
+        several files and batches, which doubled the driver's peak memory on the 2.2M-document
+        corpus (1.04 GB against 0.49 GB for the same keys) and was slower."""
+        import pyarrow.parquet as pq
 
-        dataset = pds.dataset([str(f) for f in self.files], format="parquet")
-        missing = sorted(set(self.columns or ()) - set(dataset.schema.names))
-        if missing:
-            raise DatasetError(f"columns {missing} are not in {self.files[0].parent} "
-                               f"(it has {dataset.schema.names})")
-        yield from dataset.to_batches(columns=self.columns, batch_size=self.batch_size)
+        for path in self.files:
+            reader = pq.ParquetFile(path)
+            missing = sorted(set(self.columns or ()) - set(reader.schema_arrow.names))
+            if missing:
+                raise DatasetError(f"columns {missing} are not in {path} "
+                                   f"(it has {reader.schema_arrow.names})")
+            yield from reader.iter_batches(batch_size=self.batch_size, columns=self.columns, use_threads=False)
 
 
 class ArrowBatchesDataset(AbstractDataset):
