@@ -43,20 +43,11 @@ def source_of(relative: Path) -> str:
     return parts[1] if len(parts) > 2 else relative.stem
 
 
-def plan_chunks(raw_dir: Path, subdir: str = "text", chunk_bytes: int | None = 4 << 20,
-                target_chunks: int | None = None) -> list[FileChunk]:
-    """Byte ranges of every `*.jsonl` under raw_dir/subdir, cut at newlines, in sorted order.
-
-    With `target_chunks`, the chunk size is chosen so the corpus splits into about that many
-    chunks, between 4 and 16 MiB each (Ray tasks cost ~0.2 s of scheduling on a small
-    machine, so a few large chunks beat many small ones; 16 MiB bounds a task's memory, so
-    peak memory does not grow with the corpus).
-    """
+def plan_chunks(raw_dir: Path, subdir: str = "text", chunk_bytes: int = 4 << 20) -> list[FileChunk]:
+    """Byte ranges of every `*.jsonl` under raw_dir/subdir, cut at newlines, in sorted order,
+    at most about `chunk_bytes` each (`balanced_parts` groups them into Ray tasks)."""
     raw_dir = Path(raw_dir)
     files = sorted((raw_dir / subdir).rglob("*.jsonl"))
-    if target_chunks:
-        total = sum(f.stat().st_size for f in files)
-        chunk_bytes = int(min(16 << 20, max(4 << 20, total // target_chunks + 1)))
     chunks: list[FileChunk] = []
     for index, path in enumerate(files):
         relative = path.relative_to(raw_dir)
