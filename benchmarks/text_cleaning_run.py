@@ -21,8 +21,7 @@ def clean_text_corpus(raw: Path, cfg: CorpusConfig, out: Path) -> dict:
     annotated = store.load()
     t_annotate = time.perf_counter()
     near = cfg.near_duplicates.enabled
-    keys = ArrowBatchesDataset(str(out / "annotated"), "text", columns=[
-        c for c in deduplication.KEY_COLUMNS if near or c != "minhash"]).load()
+    keys = ArrowBatchesDataset(str(out / "annotated"), "text", columns=deduplication.key_columns(near)).load()
     dups = deduplication.find_duplicates(deduplication.collect_keys(keys, near), cfg.near_duplicates)
     t_dedup = time.perf_counter()
     routed = annotated.select_columns(text_pipeline.ROUTED_TEXT_COLUMNS).map_batches(

@@ -52,18 +52,12 @@ def annotate_text(cfg: CorpusConfig, raw_sources: dict, corpus_lm):
 
 def find_text_duplicates(cfg: CorpusConfig, text_annotated_keys) -> pd.DataFrame:
     """Global deduplication over the streamed key columns (`text_annotated@keys`)."""
-    keys = deduplication.collect_keys(_key_columns(text_annotated_keys, cfg), cfg.near_duplicates.enabled)
+    near = cfg.near_duplicates.enabled
+    keys = deduplication.collect_keys(text_annotated_keys.select(deduplication.key_columns(near)), near)
     duplicates = deduplication.find_duplicates(keys, cfg.near_duplicates)
     log.info("text duplicates: %s", {c["values"]: c["counts"]
                                      for c in pc.value_counts(duplicates.column("reason")).to_pylist()})
     return duplicates.to_pandas()
-
-
-def _key_columns(batches, cfg: CorpusConfig):
-    """Without near-duplicate detection, the MinHash column is not read at all."""
-    if cfg.near_duplicates.enabled:
-        return batches
-    return batches.select([c for c in batches.columns if c != "minhash"])
 
 
 def _route(annotated, duplicates: pd.DataFrame, kept, quarantined, kept_model, columns: list[str]):

@@ -22,6 +22,8 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from pipelines.datasets.ray_parquet import prefixed_parquet_files
+
 
 class ArrowBatches:
     """A re-iterable stream of `pa.RecordBatch` over sorted Parquet files."""
@@ -60,7 +62,7 @@ class ArrowBatchesDataset(AbstractDataset):
         self.metadata = metadata
 
     def _files(self) -> list[Path]:
-        return sorted(self._path.glob(f"{self._prefix}-*.parquet"))
+        return prefixed_parquet_files(self._path, self._prefix)
 
     def load(self) -> ArrowBatches:
         files = self._files()

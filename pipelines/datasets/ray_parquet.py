@@ -21,6 +21,11 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 
+def prefixed_parquet_files(path: Path, prefix: str) -> list[Path]:
+    """`<path>/<prefix>-*.parquet`, sorted: the files one dataset of a shared directory owns."""
+    return sorted(path.glob(f"{prefix}-*.parquet"))
+
+
 def _ordered_filenames():
     """Ray FilenameProvider whose names sort in task order (Ray insists on its write id)."""
     from ray.data.datasource import FilenameProvider
@@ -43,7 +48,7 @@ class RayParquetDataset(AbstractDataset):
         self.metadata = metadata
 
     def _files(self) -> list[Path]:
-        return sorted(self._path.glob(f"{self._prefix}-*.parquet"))
+        return prefixed_parquet_files(self._path, self._prefix)
 
     def load(self):
         import ray.data

@@ -25,6 +25,11 @@ DUPLICATE_SCHEMA = pa.schema([("order", pa.int64()), ("reason", _CODED), ("detai
 KEY_COLUMNS = ["order", "id", "exact_hash", "minhash", "reason"]
 
 
+def key_columns(signatures: bool) -> list[str]:
+    """The columns `DedupKeys` reads: the MinHash signature only for near-duplicate detection."""
+    return [c for c in KEY_COLUMNS if signatures or c != "minhash"]
+
+
 class DedupKeys:
     """Streams batches of annotated records; keeps (order, text hash) of every kept record
     (16 bytes) and (order, id, signature) of the first record of each distinct text.
