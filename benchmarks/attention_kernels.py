@@ -46,6 +46,8 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def main() -> None:
+    from m6_pipeline.machine import describe_machine
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--heads", type=int, default=4)
@@ -83,8 +85,9 @@ def main() -> None:
                 "query_grad_error": relative_error(dq, reference[1]),
             }
         rows[label]["flash_over_math"] = rows[label]["flash"]["ms_median"] / rows[label]["math"]["ms_median"]
-    result = {"shape": dict(zip(["batch", "heads", "seq", "head_dim"], shape)), "threads": args.threads,
-              "torch": torch.__version__, "mask": "prefix-LM, prefix = seq/2", "rows": rows}
+    result = {"machine": describe_machine(), "shape": dict(zip(["batch", "heads", "seq", "head_dim"], shape)),
+              "threads": args.threads, "torch": torch.__version__, "mask": "prefix-LM, prefix = seq/2",
+              "rows": rows}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1))
     print(f"{'dtype':<10} {'kernel':<6} {'ms fwd+bwd':>10} {'out err':>9} {'dq err':>9}")

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     require_cuda()
     import torch
 
+    from m6_pipeline.machine import describe_machine
     from m6_pipeline.model.config import M6Config
     from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
     from m6_pipeline.model.masking import TARGET_TEXT
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     tokens_per_s = statistics.median(rates)
     achieved = tokens_per_s * planned.model_flops_per_token
     result = {
+        "machine": describe_machine(),
         "device": name,
         "torch": torch.__version__,
         "size": args.size,

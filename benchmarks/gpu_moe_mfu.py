@@ -47,6 +47,7 @@ def main() -> None:
     require_cuda()
     import torch
 
+    from m6_pipeline.machine import describe_machine
     from m6_pipeline.model.blocks import Block
     from m6_pipeline.model.config import M6Config
     from m6_pipeline.model.moe import MoEConfig, MoELayer
@@ -85,7 +86,7 @@ def main() -> None:
     tokens_per_s = batch * seq / seconds
     flops_per_token = 3 * (8 * d * d + 4 * seq * d + 2 * d * moe.n_experts + args.top_k * 4 * d * f)
     result = {
-        "device": name, "local_experts": moe.n_experts, "top_k": args.top_k,
+        "machine": describe_machine(), "device": name, "local_experts": moe.n_experts, "top_k": args.top_k,
         "capacity_factor": args.capacity_factor, "tokens_per_step": batch * seq,
         "step_seconds": seconds, "tokens_per_s": tokens_per_s,
         "model_flops_per_token": flops_per_token, "mfu": tokens_per_s * flops_per_token / peak,

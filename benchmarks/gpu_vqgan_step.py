@@ -36,6 +36,7 @@ def main() -> None:
     require_cuda()
     import torch
 
+    from m6_pipeline.machine import describe_machine
     from m6_pipeline.vqgan import VQGANJob
     from m6_pipeline.vqgan.train import VQGANTrainer
 
@@ -64,6 +65,7 @@ def main() -> None:
             times.append(time.perf_counter() - started)
     median = statistics.median(times)
     result = {
+        "machine": describe_machine(),
         "device": torch.cuda.get_device_name(),
         "batch": args.batch, "resolution": 256, "grid": job.model.grid, "codebook_size": job.model.codebook_size,
         "perceptual_network": trainer.perceptual.kind,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from pretrain_throughput import gemm_ceiling  # noqa: E402
 
+from m6_pipeline.machine import describe_machine  # noqa: E402
 from m6_pipeline.model.moe import MoEConfig, MoELayer  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "moe_layer.json"
@@ -128,7 +128,7 @@ def main() -> None:
     ]
     for row in rows:
         row["ours_utilisation"] = row["ours"]["gflop_per_s"] / ceiling
-    out = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
+    out = {"machine": describe_machine(), "threads": args.threads,
            "torch": torch.__version__, "gemm_ceiling_gflop_per_s_fp32": ceiling, "rows": rows}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=1))

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -188,6 +187,8 @@ def profile_steps(step: Callable[[], float], n: int, label: str, row_limit: int)
 
 
 def run(args: argparse.Namespace) -> dict:
+    from m6_pipeline.machine import describe_machine
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     ceilings = {
@@ -265,11 +266,7 @@ def run(args: argparse.Namespace) -> dict:
                         steps[name], args.profile_steps, f"{name} {label}", args.profile_rows
                     )
     return {
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-        },
+        "machine": {**describe_machine(), "threads": args.threads},
         "shape": {
             "d_model": args.d_model,
             "layers": args.layers,

@@ -38,4 +38,4 @@ def create_pipeline(**kwargs) -> Pipeline:
               "clean_pairs", "pairs_quarantine", "clean_text_validation", "clean_pairs_validation",
               "quarantine_validation"],
              ["corpus_report", "corpus_table1", "corpus_figure"], name="build_corpus_report"),
-    ])
+    ], tags="corpus")  # the tag names the stage in run records (run_times.py)

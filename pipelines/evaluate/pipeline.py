@@ -20,4 +20,4 @@ def create_pipeline(**kwargs) -> Pipeline:
              name="read_annotations"),
         Node(nodes.report, [*METRICS, "t2i_metrics", "human_eval_results"], ["evaluation_metrics", "evaluation_report"],
              name="evaluation_report"),
-    ])
+    ], tags="evaluate")  # the tag names the stage in run records (run_times.py)

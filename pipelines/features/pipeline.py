@@ -38,5 +38,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["features_report", "features_figure"],
                 name="build_features_report",
             ),
-        ]
+        ],
+        tags="features",  # the tag names the stage in run records (run_times.py)
     )

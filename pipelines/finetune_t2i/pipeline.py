@@ -20,4 +20,4 @@ def create_pipeline(**kwargs) -> Pipeline:
              ["t2i_job", "tokenizer", "image_codes_manifest", "vqgan_card", "t2i_card", "attribute_classifier",
               "t2i_training"],
              ["t2i_metrics", "t2i_grid", "t2i_curve", "t2i_predictions", "t2i_images"], name="evaluate_t2i"),
-    ])
+    ], tags="finetune_t2i")  # the tag names the stage in run records (run_times.py)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tokenizers import Tokenizer
 
 from m6_pipeline.model.config import PAPER_PARAMS
+from m6_pipeline.precision_choice import ProbeShape, choose_precision
 from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
 from m6_pipeline.pretraining.shards import write_pair_shards, write_text_shards
 from m6_pipeline.pretraining.tasks import SpecialTokens
@@ -52,13 +54,35 @@ def plan_pretraining(params: PretrainParameters, tokenizer: Tokenizer, patch_fea
         d_patch_feature=int(patch_features_manifest["d_feature"]),
     )
     paper_plan = _plan(paper_config, params.plan["paper"])
-    run_plan = planner.check_fits(_plan(this_config, params.plan["run"]))
+    run_spec, precision = _measured_run_spec(params, this_config)
+    run_plan = planner.check_fits(_plan(this_config, run_spec))
     return {
         "n_params_full": paper_plan.n_params_full,
         "n_params_paper_reported": PAPER_PARAMS.get(paper.model.size),
         "paper_scale": paper_plan.model_dump(mode="json"),
         "this_run": run_plan.model_dump(mode="json"),
+        "precision": precision,
     }
+
+
+def _measured_run_spec(params: PretrainParameters, config) -> tuple[dict, dict | None]:
+    """A CPU run's plan at the precision `auto` picks here, with this machine's measured matmul
+    ceiling (the probe's GFLOP/s per worker thread, times the threads) instead of a preset."""
+    spec = params.plan["run"]
+    if spec["cluster"].get("n_gpus", 1) != 0 or params.workers.use_gpu:
+        return spec, None
+    shape = ProbeShape(tokens=params.batch_size * config.max_positions, d_in=config.d_model,
+                       d_out=config.ffn_width)
+    threads = params.workers.threads_per_worker
+    choice = choose_precision(params.precision, shape=shape, threads=threads)
+    if choice.precision == "bf16-master":
+        choice = replace(choice, precision="bf16")  # the planner's bf16 covers both
+    spec = {**spec, "settings": {**spec["settings"], "precision": choice.precision}}
+    if choice.probe is not None:
+        threads_total = threads * params.workers.num_workers
+        key = "host_peak_gflops_bf16" if choice.precision == "bf16" else "host_peak_gflops_fp32"
+        spec["cluster"] = {**spec["cluster"], key: choice.probe[f"{choice.precision}_gflops"] * threads_total}
+    return spec, choice.record()
 
 
 def _plan(config, spec: dict) -> planner.Plan:

@@ -27,5 +27,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "tokenizer_report",
                 name="build_tokenizer_report",
             ),
-        ]
+        ],
+        tags="tokenizer",  # the tag names the stage in run records (run_times.py)
     )

@@ -15,4 +15,4 @@ def create_pipeline(**kwargs) -> Pipeline:
              name="encode_pair_images"),
         Node(nodes.report_vqgan, ["vqgan_job", "vqgan_card", "vqgan_training", "image_codes_manifest"],
              ["vqgan_metrics", "vqgan_reconstructions", "vqgan_curves"], name="report_vqgan"),
-    ])
+    ], tags="vqgan")  # the tag names the stage in run records (run_times.py)

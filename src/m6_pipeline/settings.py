@@ -3,8 +3,10 @@
 from kedro.config import OmegaConfigLoader
 
 from m6_pipeline.hooks import RayHook
+from m6_pipeline.run_times import RunTimesHook
 
-HOOKS = (RayHook(),)
+# RunTimesHook writes data/08_reporting/run_times.json: each node's wall time and peak memory
+HOOKS = (RayHook(), RunTimesHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

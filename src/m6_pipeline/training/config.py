@@ -58,10 +58,11 @@ class PretrainJob(_Frozen):
     workers: WorkersConfig = WorkersConfig()
     steps: int = 1000
     batch_size: int = Field(16, description="examples per worker per step")
-    precision: Literal["bf16", "bf16-master", "fp32"] = Field(
+    precision: Literal["auto", "bf16", "bf16-master", "fp32"] = Field(
         "bf16",
-        description="bf16: fp32 weights, bf16 autocast; bf16-master: bf16 weights and math, "
-        "fp32 master weights in the optimizer (torch_ddp); fp32",
+        description="auto: bf16 where this hardware runs it natively and fast, else fp32 (measured "
+        "in the worker, m6_pipeline.precision_choice); bf16: fp32 weights, bf16 autocast; "
+        "bf16-master: bf16 weights and math, fp32 master weights in the optimizer (torch_ddp); fp32",
     )
     seed: int = 0
     eval_every: int = 100
@@ -73,6 +74,9 @@ class PretrainJob(_Frozen):
     report_dir: str = Field(description="train_summary.json, dvclive metrics and plots go here")
     checkpoint_root: str | None = Field(
         None, description="the run's checkpoint directory (set by the launcher)"
+    )
+    precision_probe_cache: str | None = Field(
+        None, description="where `precision: auto` caches its probe (None: the per-user cache)"
     )
     fail_at_step: int | None = Field(
         None, description="fault injection for tests: one worker exits once at this step"

@@ -27,7 +27,8 @@ def run_fingerprint(job: PretrainJob) -> str:
     injection), the world size, and the token shards it reads (name, bytes and rows of each
     file: the shard writer is deterministic, so new data means new sizes)."""
     relevant = job.model_dump(
-        mode="json", exclude={"report_dir", "fail_at_step", "workers", "checkpoint_root", "shard_dir"}
+        mode="json", exclude={"report_dir", "fail_at_step", "workers", "checkpoint_root", "shard_dir",
+                              "precision_probe_cache"}
     )
     relevant["world"] = job.workers.num_workers
     shard_dir = Path(job.shard_dir)

@@ -17,12 +17,14 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
+from m6_pipeline.precision_choice import DEFAULT_CACHE, PrecisionChoice, ProbeShape, choose_precision
 from m6_pipeline.pretraining.batches import StepBatches, validation_batches
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training import experts as ep
@@ -102,6 +104,8 @@ def train_loop_per_worker(job_dict: dict) -> None:
     device = torch.device("cuda", context.get_local_rank()) if job.workers.use_gpu else torch.device("cpu")
     if not job.workers.use_gpu:
         torch.set_num_threads(job.workers.threads_per_worker)
+    precision = _resolve_precision(job, device)
+    job = job.model_copy(update={"precision": precision.precision})
 
     plugin = make_plugin(
         job.plugin, use_gpu=job.workers.use_gpu, precision=job.precision, model=job.model
@@ -144,7 +148,7 @@ def train_loop_per_worker(job_dict: dict) -> None:
         for task in job.mix.active_tasks
     }
 
-    state = {"step": 0, "history": [], "validation": []}
+    state = {"step": 0, "history": [], "validation": [], "precision": precision.record()}
     meter = MoEMeter(model.unwrap(), job.model.moe.n_experts) if groups is not None else None
     checkpoint = _checkpoint_to_resume(job)
     if checkpoint is not None:
@@ -158,6 +162,10 @@ def train_loop_per_worker(job_dict: dict) -> None:
             booster.load_lr_scheduler(scheduler, str(Path(directory) / "lr_scheduler.pt"))
             state = json.loads((Path(directory) / STATE_FILE).read_text())
         state.setdefault("resumed_at", []).append(state["step"])
+        if state.get("precision", {}).get("precision", precision.precision) != precision.precision:
+            log.warning("rank %d resumes in %s; the run began in %s", rank, precision.precision,
+                        state["precision"]["precision"])
+        state["precision"] = precision.record()
         if meter is not None:
             meter.restore(state["moe_running_load"])
         log.info("rank %d resumed at step %d", rank, state["step"])
@@ -219,6 +227,26 @@ def train_loop_per_worker(job_dict: dict) -> None:
             )
     if live is not None:
         live.end()
+
+
+def _resolve_precision(job: PretrainJob, device: torch.device) -> PrecisionChoice:
+    """`auto` measured on each rank at the run's widest common layer (the FFN's first linear);
+    the ranks then agree: bf16 only if every rank chose it, so one slow host sets the pace."""
+    shape = ProbeShape(
+        tokens=job.batch_size * job.model.max_positions, d_in=job.model.d_model, d_out=job.model.ffn_width
+    )
+    cache = Path(job.precision_probe_cache) if job.precision_probe_cache else DEFAULT_CACHE
+    choice = choose_precision(
+        job.precision, shape=shape, threads=job.workers.threads_per_worker, device=device.type,
+        cache_path=cache,
+    )
+    if job.precision != "auto" or not dist.is_initialized():
+        return choice
+    votes = torch.tensor([1.0 if choice.precision == "bf16" else 0.0], device=device)
+    dist.all_reduce(votes, op=dist.ReduceOp.MIN)
+    if votes.item() == 0.0 and choice.precision == "bf16":
+        return replace(choice, precision="fp32", reason=choice.reason + "; another rank measured bf16 slow: fp32")
+    return choice
 
 
 def _data_parallel(plugin, rank: int, world: int) -> tuple[int, int]:

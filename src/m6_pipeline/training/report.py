@@ -51,6 +51,7 @@ def train_summary(state: dict, *, vocab_size: int, unigram: float, seconds: floa
         "resumed_at": state.get("resumed_at", []),
         "tokens_per_s_median": float(np.median(rates)) if rates else None,
         "wall_seconds": seconds,
+        "precision": state.get("precision"),
         "validation": state["validation"],
         **({"moe": moe_summary(state)} if "expert_load" in state else {}),
     }
