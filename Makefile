@@ -36,6 +36,13 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
+# CPU_ISA=avx2 runs the math libraries as on an AVX2-only CPU (no AVX-512, no bf16 or AMX
+# instructions) on a newer one: the kernels of that kind of machine, not its clock or caches
+ifeq ($(CPU_ISA),avx2)
+run: export ONEDNN_MAX_CPU_ISA := AVX2
+run: export ATEN_CPU_CAPABILITY := avx2
+run: export MKL_ENABLE_INSTRUCTIONS := AVX2
+endif
 run: setup
 	$(VENV)/bin/kedro run --env=local
 

@@ -14,6 +14,7 @@ from tokenizers import Tokenizer
 
 from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
 from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.tasks.precision import resolve_t2i_precision
 from m6_pipeline.tasks.t2i import report
 from m6_pipeline.tasks.t2i.attributes import stated_attributes
 from m6_pipeline.tasks.t2i.classifier import accuracy, predict, train_classifier
@@ -27,13 +28,14 @@ from m6_pipeline.vqgan.images import load_images_by_id
 log = logging.getLogger(__name__)
 
 
-def parse_job(finetune_t2i: dict, pretrain_model_card: dict) -> T2IJob:
+def parse_job(finetune_t2i: dict, pretrain_model_card: dict, image_codes_manifest: dict) -> T2IJob:
     """The typed job; the pretrained model is the card's unless `pretrained_dir` names another
-    (e.g. the MoE model of pretrain_100b)."""
+    (e.g. the MoE model of pretrain_100b). `precision: auto` is resolved here, once for the
+    stage's finetuning and generation."""
     job = T2IJob.model_validate(finetune_t2i)
     if job.pretrained_dir is None:
         job = job.model_copy(update={"pretrained_dir": Path(pretrain_model_card["model_dir"])})
-    return job
+    return resolve_t2i_precision(job, image_codes_manifest["n_codes"])
 
 
 def _split(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict) -> T2ISplit:
@@ -65,7 +67,8 @@ def finetune(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict) -> t
         )
     model.config = model.config.model_copy(update={"dropout": 0.0})  # generation runs without it
     card = _export(model, job, pretrained_card, image_codes_manifest)
-    training.update(seconds=time.perf_counter() - started, split=split.counts())
+    training.update(seconds=time.perf_counter() - started, split=split.counts(),
+                    precision=job.precision_choice)
     return card, training
 
 
@@ -135,12 +138,14 @@ def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqga
         metrics, headline_images = evaluate_generation(
             model, vqgan, attribute_classifier, special, held, real, unseen, variants, job.training.seed,
             job.data.target_start, job.evaluation.inception_weights, keep_images_of="paper_top_k",
+            precision=job.training.precision,
         )
         figure_prompts = job.evaluation.figure_prompts
         encoded = [e.ids[: job.data.max_prompt_tokens] for e in tokenizer.encode_batch(figure_prompts, add_special_tokens=False)]
         grid_sampling = job.sampling.model_copy(update={"rerank": False})
         images, _ = generate_images(
-            model, vqgan, encoded, special, grid_sampling, job.training.seed + 2, job.data.target_start
+            model, vqgan, encoded, special, grid_sampling, job.training.seed + 2, job.data.target_start,
+            precision=job.training.precision,
         )
     headline = metrics["variants"]["paper_top_k"]["attribute_accuracy"]
     metrics = {
@@ -154,6 +159,7 @@ def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqga
                     "classifier_frechet_distance is measured in the attribute classifier's features",
         "figure_prompts": [{"prompt": p, "stated": stated_attributes(p)} for p in figure_prompts],
         **metrics,
+        "precision": job.precision_choice,
     }
     human = held[: job.evaluation.n_human_eval]
     shown = prompts_as_given(tokenizer, [r.text for r in human], job.data.max_prompt_tokens)

@@ -10,8 +10,8 @@ from pipelines.finetune_t2i import nodes
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
-        Node(nodes.parse_job, ["params:finetune_t2i", "pretrain_base.model_card"], "t2i_job",
-             name="parse_t2i_job"),
+        Node(nodes.parse_job, ["params:finetune_t2i", "pretrain_base.model_card", "image_codes_manifest"],
+             "t2i_job", name="parse_t2i_job"),
         Node(nodes.finetune, ["t2i_job", "tokenizer", "image_codes_manifest"], ["t2i_card", "t2i_training"],
              name="finetune_t2i"),
         Node(nodes.train_attribute_classifier, ["t2i_job", "tokenizer", "image_codes_manifest", "vqgan_card"],

@@ -13,12 +13,13 @@ from m6_pipeline.features.config import FeaturesConfig
 from m6_pipeline.tasks.caption.data import CaptionJob, caption_examples
 from m6_pipeline.tasks.caption.evaluate import evaluate_caption
 from m6_pipeline.tasks.finetune.config import FinetuneJob
-from m6_pipeline.tasks.finetune.evaluate import load_variants
+from m6_pipeline.tasks.finetune.evaluate import load_variants, task_report
 from m6_pipeline.tasks.finetune.features import load_patch_features
 from m6_pipeline.tasks.finetune.io import examples_from_json, examples_to_json
 from m6_pipeline.tasks.finetune.run import finetune_variant
 from m6_pipeline.tasks.itm.data import ITMJob, itm_examples
 from m6_pipeline.tasks.itm.evaluate import evaluate_itm
+from m6_pipeline.tasks.precision import resolve_finetune_precision
 from m6_pipeline.tasks.records import load_pair_records
 from m6_pipeline.tasks.vqa.config import VQAJob
 from m6_pipeline.tasks.vqa.data import catalogue_questions, fmiqa_questions
@@ -34,7 +35,8 @@ def parse_job(task: str):
         job = JOBS[task].model_validate(params)
         if job.pretrained_dir is None:
             job = job.model_copy(update={"pretrained_dir": Path(pretrain_model_card["model_dir"])})
-        return reserved_test_split(job, pretrain_model_card)
+        # `precision: auto` resolved here, once for the stage: both variants train under it
+        return resolve_finetune_precision(reserved_test_split(job, pretrain_model_card))
 
     parse.__name__ = f"parse_{task}_job"
     return parse
@@ -106,13 +108,8 @@ def evaluate(task: str):
         features = _features(scored, patch_features_manifest, extra_features)
         models = load_variants({"pretrained": card_pretrained, "baseline": card_baseline})
         metrics, predictions = EVALUATORS[task](job, models, splits, tokenizer, features)
-        metrics["test_unseen_in_pretraining"] = task_examples.get("test_unseen_in_pretraining", False)
-        metrics["validation_loss"] = {
-            v: {"start": t["validation"][0]["val_loss"], "end": t["validation"][-1]["val_loss"]}
-            for v, t in (("pretrained", training_pretrained), ("baseline", training_baseline))
-        }
-        metrics["training_curves"] = {"pretrained": training_pretrained["validation"],
-                                      "baseline": training_baseline["validation"]}
+        metrics = task_report(job, metrics, task_examples.get("test_unseen_in_pretraining", False),
+                              {"pretrained": training_pretrained, "baseline": training_baseline})
         log.info("%s: %s", task, {k: v for k, v in metrics.items() if k in ("accuracy", "scores")})
         return metrics, predictions
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from m6_pipeline.model.config import PAPER_PARAMS
-from m6_pipeline.precision_choice import ProbeShape, choose_precision
+from m6_pipeline.precision_choice import DEFAULT_CACHE, ProbeShape, choose_precision
 from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
 from m6_pipeline.pretraining.shards import write_pair_shards, write_text_shards
 from m6_pipeline.pretraining.tasks import SpecialTokens
@@ -74,7 +74,8 @@ def _measured_run_spec(params: PretrainParameters, config) -> tuple[dict, dict |
     shape = ProbeShape(tokens=params.batch_size * config.max_positions, d_in=config.d_model,
                        d_out=config.ffn_width)
     threads = params.workers.threads_per_worker
-    choice = choose_precision(params.precision, shape=shape, threads=threads)
+    cache = Path(params.precision_probe_cache) if params.precision_probe_cache else DEFAULT_CACHE
+    choice = choose_precision(params.precision, shape=shape, threads=threads, cache_path=cache)
     if choice.precision == "bf16-master":
         choice = replace(choice, precision="bf16")  # the planner's bf16 covers both
     spec = {**spec, "settings": {**spec["settings"], "precision": choice.precision}}

@@ -15,6 +15,7 @@ from m6_pipeline.tasks.finetune.config import VARIANTS
 from m6_pipeline.tasks.finetune.models import initial_model
 from m6_pipeline.tasks.poem.format import check_poem
 from m6_pipeline.tasks.poem.generate import generate_poems
+from m6_pipeline.tasks.precision import resolve_prompting_precision
 from m6_pipeline.tasks.qa.config import PoemJob, PromptingJob, QAJob
 from m6_pipeline.tasks.qa.evaluate import generation_measures, reference_nll
 from m6_pipeline.tasks.qa.generate import answer_questions
@@ -30,7 +31,8 @@ def parse_job(kind: str):
         job = job_type.model_validate(params)
         if job.pretrained_dir is None:
             job = job.model_copy(update={"pretrained_dir": Path(pretrain_model_card["model_dir"])})
-        return job
+        # `precision: auto` resolved here, once for the stage: both variants generate under it
+        return resolve_prompting_precision(job)
 
     parse.__name__ = f"parse_{kind}_job"
     return parse
@@ -58,7 +60,8 @@ def answer(job: QAJob, tokenizer: Tokenizer, corpus_lm) -> tuple[dict, list[dict
     rows = [{"id": q.id, "prompt": q.prompt, "reference": q.human_answer,
              "outputs": {v: answers[v][k] for v in VARIANTS}} for k, q in enumerate(questions)]
     log.info("qa: %s", metrics)
-    return {"measures": metrics, "n_questions": len(questions), "n_with_human_answer": len(with_human)}, rows
+    return {"measures": metrics, "n_questions": len(questions), "n_with_human_answer": len(with_human),
+            "precision": job.precision_choice}, rows
 
 
 def write_poems(job: PoemJob, tokenizer: Tokenizer, corpus_lm) -> tuple[dict, list[dict]]:
@@ -69,7 +72,7 @@ def write_poems(job: PoemJob, tokenizer: Tokenizer, corpus_lm) -> tuple[dict, li
         Sampling("top_k", top_k=s.top_k, temperature=s.temperature)
     poems, metrics = {}, {}
     for variant, model in _models(job).items():
-        with job.threads():
+        with job.threads(), job.autocast():
             poems[variant] = generate_poems(model, tokenizer, special, titles, job.format, sampling, job.seed,
                                             job.max_prompt_tokens, job.prompt_template)
         violations = [check_poem(p, job.format) for p in poems[variant]]
@@ -81,4 +84,5 @@ def write_poems(job: PoemJob, tokenizer: Tokenizer, corpus_lm) -> tuple[dict, li
     rows = [{"id": f"poem-{k:03d}", "prompt": job.prompt_template.format(title=t), "title": t,
              "outputs": {v: poems[v][k] for v in VARIANTS}} for k, t in enumerate(titles)]
     log.info("poem: validity %s", {v: metrics[v]["validity"] for v in VARIANTS})
-    return {"measures": metrics, "n_titles": len(titles), "format": job.format.model_dump()}, rows
+    return {"measures": metrics, "n_titles": len(titles), "format": job.format.model_dump(),
+            "precision": job.precision_choice}, rows

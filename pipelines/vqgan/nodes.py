@@ -12,14 +12,15 @@ from m6_pipeline.vqgan import VQGANJob, load_vqgan, save_vqgan
 from m6_pipeline.vqgan.encode import encode_pairs
 from m6_pipeline.vqgan.images import load_pair_images
 from m6_pipeline.vqgan.report import reconstruction_grid, training_curves
-from m6_pipeline.vqgan.train import VQGANTrainer, reconstruction_quality
+from m6_pipeline.vqgan.train import VQGANTrainer, reconstruction_quality, resolve_precision
 
 log = logging.getLogger(__name__)
 
 
 def parse_job(vqgan: dict) -> VQGANJob:
-    """Validate `parameters_vqgan.yml` into the typed job (errors name the bad key)."""
-    return VQGANJob.model_validate(vqgan)
+    """Validate `parameters_vqgan.yml` into the typed job (errors name the bad key), with
+    `training.precision: auto` resolved once for the stage."""
+    return resolve_precision(VQGANJob.model_validate(vqgan))
 
 
 def _images(job: VQGANJob):
@@ -48,6 +49,7 @@ def train_vqgan(job: VQGANJob, corpus_report: dict) -> tuple[dict, dict]:
         "perceptual_network": trainer.perceptual.kind,
         "holdout": quality,
         "history": history,
+        "precision": trainer.job.precision_choice,
     }
     return {**card, "pairs_dir": str(job.pairs_dir), "grid": job.model.grid, "n_codes": job.model.n_codes,
             "codebook_size": job.model.codebook_size, "resolution": job.model.resolution}, record
@@ -82,6 +84,7 @@ def report_vqgan(job: VQGANJob, vqgan_card: dict, vqgan_training: dict, image_co
         "training_seconds": vqgan_training["seconds"],
         "final_losses": {k: last[k] for k in ("reconstruction_l1", "perceptual", "commitment", "generator_gan",
                                                "discriminator", "adaptive_weight")},
+        "precision": job.precision_choice,
     }
     log.info("vqgan: held-out PSNR %.2f dB, SSIM %.3f, corpus codebook usage %.2f",
              metrics["psnr_db"], metrics["ssim"], metrics["corpus_codebook_usage"])

@@ -10,6 +10,9 @@ import platform
 from functools import cache
 from pathlib import Path
 
+# the variables that cap the instruction set the math libraries use: set together they make an
+# AVX-512/AMX machine run the kernels of an AVX2-only one (`make run CPU_ISA=avx2`)
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 # the CPU flags that change which matmul kernels run, and how fast (Linux /proc/cpuinfo names)
 MATMUL_FLAGS = (
     "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni",
@@ -48,6 +51,8 @@ def describe_machine() -> dict:
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "python": platform.python_version(),
         "accelerator": None,
+        # the flags above are the hardware's; these caps, where set, limit what the kernels use
+        "isa_caps": {name: os.environ[name] for name in ISA_CAPS if os.environ.get(name)},
     }
     if torch.cuda.is_available():
         out["accelerator"] = {
@@ -61,5 +66,7 @@ def describe_machine() -> dict:
 def has_native_bf16(machine: dict | None = None) -> bool:
     """Whether the CPU has bf16 matmul instructions (AMX or AVX-512-BF16). A hint only: the
     precision probe measures the speed that decides (`m6_pipeline.precision_choice`)."""
-    flags = set((machine or describe_machine())["cpu_flags"])
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    machine = machine or describe_machine()
+    if machine.get("isa_caps", {}).get("ONEDNN_MAX_CPU_ISA", "").upper().startswith("AVX2"):
+        return False  # the bf16 kernels are capped away: the flags no longer say what runs
+    return bool(set(machine["cpu_flags"]) & {"amx_bf16", "avx512_bf16"})

@@ -3,6 +3,7 @@
 from kedro.config import OmegaConfigLoader
 
 from m6_pipeline.hooks import RayHook
+from m6_pipeline.precision_choice import by_bf16_speed
 from m6_pipeline.run_times import RunTimesHook
 
 # RunTimesHook writes data/08_reporting/run_times.json: each node's wall time and peak memory
@@ -16,4 +17,6 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {"ray": ["ray*", "ray*/**"]},
     # an environment overrides single keys of conf/base, not whole parameter trees
     "merge_strategy": {"parameters": "soft", "ray": "soft"},
+    # conf/local's budgets: `${by_bf16_speed:FAST,SLOW}`, FAST where bf16 runs natively and fast
+    "custom_resolvers": {"by_bf16_speed": by_bf16_speed},
 }

@@ -97,6 +97,45 @@ def test_text_to_image_gives_n_seeded_images(tiny_world):
         text_to_image(model, "红色", 0, sampling)
 
 
+def test_demos_generate_under_the_precision_resolved_at_load(tiny_world, catalogue, monkeypatch, tmp_path):
+    """`precision: auto` is resolved once per loaded model (here from an injected probe in which
+    bf16 runs 4x fp32's speed) and every demo decodes under bf16 autocast."""
+    import torch
+
+    import m6_pipeline.demos.models as models
+    from m6_pipeline.precision_choice import ProbeResult
+    from m6_pipeline.tasks.precision import resolve_generation_precision
+
+    asked = []
+
+    def fast_bf16(shape, *_):
+        asked.append(shape)
+        return ProbeResult(fp32_gflops=100.0, bf16_gflops=400.0)
+
+    def resolve(*args, **kwargs):
+        return resolve_generation_precision(*args, **kwargs, cache_path=tmp_path / "probe.json",
+                                            probe=fast_bf16)
+
+    monkeypatch.setattr(models, "resolve_generation_precision", resolve)
+    demos = tiny_world.demos.model_copy(update={"precision": "auto"})
+    loaded = [load_prompted_model(demos), load_image_text_model(demos, "caption", tiny_world.features),
+              load_text_to_image_model(demos)]
+    autocast_on = []
+    for m in loaded:
+        assert m.precision.requested == "auto" and m.precision.precision == "bf16"
+        m.model.ln_final.register_forward_pre_hook(
+            lambda module, args: autocast_on.append(torch.is_autocast_enabled("cpu")))
+    prompted, captioner, painter = loaded
+    # rows decoded at once; the captioner's shape is the prompted model's, read from the cache
+    assert [s.tokens for s in asked] == [1, demos.max_images] and captioner.precision.probe["cached"]
+    assert isinstance(forum_answer(prompted, "夏天穿什么衣服？", demos.qa_sampling, max_new_tokens=4), str)
+    assert check_poem(poem(prompted, "春夜", poem_format(5, 4), demos.poem_sampling), poem_format(5, 4)) == []
+    assert isinstance(caption(captioner, catalogue[0].png), str)
+    images = text_to_image(painter, "这款红色连衣裙采用条纹设计，中号尺寸。", 2, demos.t2i_sampling)
+    assert len(images) == 2 and images[0].dtype == np.uint8
+    assert autocast_on and all(autocast_on)
+
+
 def _without(demos: DemoConfig, *removed: str, root) -> DemoConfig:
     """`demos` with the files of `removed` pointing into an empty directory."""
     return demos.model_copy(update={name: root / "missing" / name for name in removed})

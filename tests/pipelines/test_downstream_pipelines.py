@@ -103,8 +103,10 @@ def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
 
     for task in ("vqa", "caption", "itm"):
         for variant in ("pretrained", "baseline"):
-            curve = catalog[f"finetune_{task}.training_{variant}"].load()["validation"]
+            training = catalog[f"finetune_{task}.training_{variant}"].load()
+            curve = training["validation"]
             assert curve[-1]["val_loss"] < curve[0]["val_loss"], (task, variant, curve)
+            assert training["precision"]["requested"] == training["precision"]["precision"] == "fp32"
             model, card_ = load_pretrained(tmp_path / task / variant)
             assert card_["task"] == task and card_["variant"] == variant
     metrics = catalog["evaluation_metrics"].load()

@@ -3,6 +3,8 @@ corpus and its patch features, the plan, a short Ray Train + ColossalAI run, the
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,6 +14,9 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro_datasets.json import JSONDataset
 from kedro.runner import SequentialRunner
 
+from m6_pipeline.machine import describe_machine
+from m6_pipeline.model.config import M6Config
+from m6_pipeline.precision_choice import ProbeShape, cache_key
 from m6_pipeline.tokenization.wordpiece import TokenizerConfig, train_wordpiece
 from pipelines.pretrain.pipeline import create_pipeline
 from tests.conftest import ROOT
@@ -64,14 +69,29 @@ def _loaded(output):
     return output.load() if hasattr(output, "load") else output
 
 
+def slow_bf16_probe_cache(tmp_path, params: dict, tokenizer) -> str:
+    """A probe cache that says this machine runs bf16 at a tenth of fp32's speed, for the shape
+    and threads of `params` (the planner and every worker look it up instead of measuring)."""
+    config = M6Config.of_size("tiny", **params["model"]["overrides"], vocab_size=tokenizer.get_vocab_size(),
+                              n_patches=4, d_patch_feature=8)
+    shape = ProbeShape(tokens=params["batch_size"] * config.max_positions, d_in=config.d_model,
+                       d_out=config.ffn_width)
+    key = cache_key(describe_machine(), shape)
+    path = tmp_path / "precision_probe.json"
+    path.write_text(json.dumps({key: {"fp32_gflops": 50.0, "bf16_gflops": 5.0}}))
+    return str(path)
+
+
 def test_pretrain_pipeline_runs_namespaced_through_kedro(tmp_path, ray_local):
     text_dir, tokenizer, manifest = small_corpus(tmp_path, np.random.default_rng(0))
     pipeline = create_pipeline("pretrain_base")
     assert {n.name for n in pipeline.nodes} >= {"pretrain_base.pretrain", "pretrain_base.plan_pretraining"}
+    params = params_for(tmp_path, text_dir)
+    params.update(precision="auto", precision_probe_cache=slow_bf16_probe_cache(tmp_path, params, tokenizer))
     catalog = DataCatalog(datasets={
         "tokenizer": MemoryDataset(tokenizer, copy_mode="assign"),
         "patch_features_manifest": MemoryDataset(manifest),
-        "params:pretrain_base.pretrain": MemoryDataset(params_for(tmp_path, text_dir)),
+        "params:pretrain_base.pretrain": MemoryDataset(params),
         "pretrain_base.plan": JSONDataset(filepath=str(tmp_path / "plan.json")),
         "pretrain_base.model_card": JSONDataset(filepath=str(tmp_path / "model_card.json")),
     })
@@ -79,7 +99,13 @@ def test_pretrain_pipeline_runs_namespaced_through_kedro(tmp_path, ray_local):
     plan = catalog["pretrain_base.plan"].load()
     assert abs(plan["n_params_full"] / 327e6 - 1) < 0.03  # the paper-scale model, not this one
     assert plan["this_run"]["fits"]
+    # auto read the probe (bf16 at 0.1x fp32): fp32 in the plan, at this machine's measured ceiling
+    assert plan["precision"]["precision"] == "fp32" and plan["precision"]["requested"] == "auto"
+    assert plan["this_run"]["cluster"]["host_peak_gflops_fp32"] == pytest.approx(50.0 * 2)
     summary = _loaded(outputs["pretrain_base.train_summary"])
+    # ... and in every worker, recorded in the stage's summary with the reason
+    assert summary["precision"]["precision"] == "fp32" and summary["precision"]["requested"] == "auto"
+    assert "0.10x the fp32 speed" in summary["precision"]["reason"]
     assert set(summary["tasks"]) == {"text_denoising", "language_modelling", "image_to_text",
                                      "multimodality_to_text"}
     for task, row in summary["tasks"].items():

@@ -112,6 +112,7 @@ def test_vqgan_then_finetune_t2i_through_kedro(tmp_path):
     vq_metrics = catalog["vqgan_metrics"].load()
     assert vq_metrics["psnr_db"] > 5 and 0 < vq_metrics["corpus_codebook_usage"] <= 1
     assert (reports / "reconstructions.png").stat().st_size > 1000
+    assert vq_metrics["precision"]["requested"] == vq_metrics["precision"]["precision"] == "fp32"
 
     metrics = catalog["t2i_metrics"].load()
     assert set(metrics["attribute_accuracy"]) == {"colour", "category", "pattern"}
@@ -119,6 +120,7 @@ def test_vqgan_then_finetune_t2i_through_kedro(tmp_path):
     assert metrics["variants"]["guided_reranked"]["diversity"]["mean_pairwise_pixel_l1"] is None  # one kept
     assert metrics["variants"]["paper_top_k"]["diversity"]["mean_pairwise_pixel_l1"] >= 0
     assert metrics["val_code_loss"] < metrics["uniform_code_loss"] + 0.5
+    assert metrics["precision"]["requested"] == metrics["precision"]["precision"] == "fp32"
     assert (reports / "prompts.png").stat().st_size > 1000
     model, card = load_pretrained(catalog["t2i_card"].load()["model_dir"])
     assert card["task"] == "text_to_image" and model.config.n_image_codes == 32

@@ -167,3 +167,47 @@ def test_training_improves_reconstructions():
     assert last["reconstruction_l1"] < 0.6 * first["reconstruction_l1"]
     assert after["psnr_db"] > before["psnr_db"] + 5
     assert last["adaptive_weight"] > 0 and last["discriminator"] > 0  # the GAN term is active
+
+
+def test_auto_precision_probes_the_convolutions_as_one_matrix_product(tmp_path):
+    from m6_pipeline.precision_choice import ProbeResult
+    from m6_pipeline.vqgan.train import resolve_precision
+
+    asked = []
+
+    def probe(shape, *_):
+        asked.append(shape)
+        return ProbeResult(fp32_gflops=100.0, bf16_gflops=10.0)
+
+    job = resolve_precision(tiny_job(precision="auto").model_copy(update={"torch_threads": 1}),
+                            cache_path=tmp_path / "probe.json", probe=probe)
+    assert job.training.precision == "fp32"
+    assert job.precision_choice["requested"] == "auto" and job.precision_choice["precision"] == "fp32"
+    shape, = asked  # batch 4 at (16/2)² positions; 3x3 convolutions of width 8 * 2
+    assert (shape.tokens, shape.d_in, shape.d_out) == (4 * 8 * 8, 9 * 16, 16)
+    assert job.precision_choice["probe"]["threads"] == 1
+
+
+def test_the_codebook_runs_in_fp32_under_bf16_autocast():
+    """vector-quantize-pytorch turns autocast off around its codebook on CUDA only: the model
+    does it on every device, so bf16 latents are quantised as their fp32 values would be."""
+    torch.manual_seed(0)
+    model = VQGAN(VQGANConfig(**TINY, kmeans_init=False)).eval()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        z = model.quant_conv(model.encoder(x))
+        quantized, codes, commitment = model.quantize(x)
+    assert z.dtype == torch.bfloat16
+    assert quantized.dtype == commitment.dtype == torch.float32
+    with torch.no_grad():
+        _, fp32_codes, _ = model.quantizer(z.float())
+    assert torch.equal(codes, fp32_codes)
+
+
+def test_a_bf16_run_trains_with_fp32_losses_and_records_its_choice():
+    trainer = VQGANTrainer(tiny_job(precision="bf16"))
+    history = trainer.fit(blobs(16))
+    assert trainer.job.precision_choice["precision"] == "bf16"
+    assert all(np.isfinite(v) for row in history for k, v in row.items() if isinstance(v, float))
+    assert history[-1]["discriminator"] > 0  # the discriminator ran (under autocast) and trained
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from m6_pipeline.loop_precision import LoopPrecision
 from m6_pipeline.tasks.qa.config import PromptSampling
 from m6_pipeline.tasks.t2i.config import T2ISampling
 
@@ -38,6 +39,10 @@ class DemoConfig(BaseModel):
     poem_sampling: PromptSampling = PromptSampling(top_k=20, temperature=0.9)
     t2i_sampling: T2ISampling = Field(
         T2ISampling(top_k=64), description="samples_per_prompt: the user's image count; no rerank"
+    )
+    precision: LoopPrecision = Field(
+        "fp32", description="of the demos' generation; auto: measured on this machine when a model "
+        "is loaded (m6_pipeline.tasks.precision.resolve_generation_precision)"
     )
 
     def resolved(self, root: Path) -> DemoConfig:

@@ -8,6 +8,7 @@ import numpy as np
 
 from m6_pipeline.demos.models import ImageTextModel
 from m6_pipeline.features.extract import embed_images
+from m6_pipeline.loop_precision import autocast
 from m6_pipeline.model.generation import Sampling
 from m6_pipeline.tasks.finetune.decode import generate_texts
 from m6_pipeline.tasks.finetune.examples import TaskExample, encode_examples
@@ -26,8 +27,9 @@ def _decode(m: ImageTextModel, png: bytes, prompt: str, sampling: Sampling, seed
     example = TaskExample(id=IMAGE_ID, prompt=prompt, target="?", image_id=IMAGE_ID)  # target unused
     encoded = encode_examples([example], m.tokenizer, m.card["max_prompt_tokens"], 1)
     features = {IMAGE_ID: image_features(png, m)}
-    return generate_texts(m.model, m.tokenizer, encoded, m.special, features,
-                          m.card["max_target_tokens"], batch_size=1, sampling=sampling, seed=seed)[0]
+    with autocast(m.precision.precision):
+        return generate_texts(m.model, m.tokenizer, encoded, m.special, features,
+                              m.card["max_target_tokens"], batch_size=1, sampling=sampling, seed=seed)[0]
 
 
 def caption(m: ImageTextModel, png: bytes, sampling: Sampling = Sampling(), seed: int = 0) -> str:

@@ -4,8 +4,9 @@ when they are missing, so the task's own pipeline is named first)."""
 
 from __future__ import annotations
 
+import logging
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenizers import Tokenizer
@@ -15,9 +16,13 @@ from m6_pipeline.features.config import FeaturesConfig
 from m6_pipeline.features.patches import PatchExtractor
 from m6_pipeline.model.m6 import M6Model
 from m6_pipeline.model.pretrained import CARD, WEIGHTS, load_pretrained
+from m6_pipeline.precision_choice import PrecisionChoice
 from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.tasks.precision import resolve_generation_precision
 from m6_pipeline.vqgan import VQGAN, load_vqgan
 from m6_pipeline.vqgan.store import WEIGHTS as VQGAN_WEIGHTS
+
+log = logging.getLogger(__name__)
 
 
 class MissingCheckpoint(FileNotFoundError):
@@ -36,11 +41,13 @@ def require(path: Path, what: str, pipeline: str) -> Path:
 
 @dataclass(frozen=True)
 class TextModel:
-    """An exported M6, its card and the tokenizer it was trained with."""
+    """An exported M6, its card, the tokenizer it was trained with and the precision it
+    generates in (DemoConfig.precision, resolved when the model is loaded)."""
 
     model: M6Model
     card: dict
     tokenizer: Tokenizer
+    precision: PrecisionChoice = field(kw_only=True)
 
     @property
     def special(self) -> SpecialTokens:
@@ -67,6 +74,13 @@ def _m6(model_dir: Path, what: str, pipeline: str) -> tuple[M6Model, dict]:
     return load_pretrained(Path(model_dir))
 
 
+def _precision(config: DemoConfig, model: M6Model, rows: int, what: str) -> PrecisionChoice:
+    """The precision `model` generates in, for a request of `rows` sequences decoded at once."""
+    choice = resolve_generation_precision(config.precision, model.config, rows)
+    log.info("%s generates in %s (%s)", what, choice.precision, choice.reason)
+    return choice
+
+
 def _tokenizer(config: DemoConfig, pipeline: str) -> Tokenizer:
     return Tokenizer.from_file(str(require(config.tokenizer, "tokenizer", pipeline)))
 
@@ -83,7 +97,8 @@ def load_patch_extractor(path: Path, pipeline: str = "features") -> PatchExtract
 def load_prompted_model(config: DemoConfig) -> TextModel:
     """The pretrained M6 that forum QA and poems prompt without finetuning."""
     model, card = _m6(config.pretrained, "pretrained M6", "pretrain_base")
-    return TextModel(model, card, _tokenizer(config, "pretrain_base"))
+    return TextModel(model, card, _tokenizer(config, "pretrain_base"),
+                     precision=_precision(config, model, 1, "the pretrained M6"))
 
 
 def load_image_text_model(config: DemoConfig, task: str, features: FeaturesConfig) -> ImageTextModel:
@@ -102,7 +117,8 @@ def load_image_text_model(config: DemoConfig, task: str, features: FeaturesConfi
             f"the features parameters and {config.patch_extractor} give {given[0]} of {given[1]}: "
             "run the app with the --env the models were trained with"
         )
-    return ImageTextModel(model, card, tokenizer, extractor, features)
+    return ImageTextModel(model, card, tokenizer, extractor, features,
+                          precision=_precision(config, model, 1, f"the {task} model"))
 
 
 def load_text_to_image_model(config: DemoConfig) -> TextToImageModel:
@@ -113,4 +129,5 @@ def load_text_to_image_model(config: DemoConfig) -> TextToImageModel:
     if vqgan.config.n_codes != card["n_codes"]:
         raise ValueError(f"{config.t2i} writes {card['n_codes']} codes; the VQGAN in {config.vqgan} "
                          f"decodes {vqgan.config.n_codes}: rerun `kedro run --pipeline=finetune_t2i`")
-    return TextToImageModel(model, card, _tokenizer(config, "finetune_t2i"), vqgan)
+    return TextToImageModel(model, card, _tokenizer(config, "finetune_t2i"), vqgan,
+                            precision=_precision(config, model, config.max_images, "the text-to-image model"))

@@ -5,6 +5,7 @@ search, so the chosen format holds by construction."""
 from __future__ import annotations
 
 from m6_pipeline.demos.models import TextModel
+from m6_pipeline.loop_precision import autocast
 from m6_pipeline.model.generation import Sampling
 from m6_pipeline.tasks.poem.format import PoemFormat
 from m6_pipeline.tasks.poem.generate import generate_poems
@@ -20,7 +21,7 @@ def forum_answer(m: TextModel, question: str, sampling: PromptSampling, max_new_
     """A sampled answer to one forum question."""
     if not question.strip():
         raise ValueError("ask a question")
-    job = QAJob(sampling=sampling, max_new_tokens=max_new_tokens, seed=seed)
+    job = QAJob(sampling=sampling, max_new_tokens=max_new_tokens, seed=seed, precision=m.precision.precision)
     return answer_questions(m.model, m.tokenizer, [Question("demo", question.strip())], job)[0]
 
 
@@ -38,4 +39,5 @@ def poem(m: TextModel, title: str, fmt: PoemFormat, sampling: PromptSampling, se
         chosen = Sampling("top_k", top_k=sampling.top_k, temperature=sampling.temperature)
     else:
         chosen = Sampling("top_p", top_p=sampling.top_p, temperature=sampling.temperature)
-    return generate_poems(m.model, m.tokenizer, m.special, [title.strip()], fmt, chosen, seed)[0]
+    with autocast(m.precision.precision):
+        return generate_poems(m.model, m.tokenizer, m.special, [title.strip()], fmt, chosen, seed)[0]

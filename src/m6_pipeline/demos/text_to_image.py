@@ -21,5 +21,5 @@ def text_to_image(m: TextToImageModel, prompt: str, n_images: int, sampling: T2I
     ids = m.tokenizer.encode(prompt.strip(), add_special_tokens=False).ids
     ids = ids[: m.card["max_prompt_tokens"]]
     images, _ = generate_images(m.model, m.vqgan, [ids], m.special, sampling, seed,
-                                m.card["target_start"])
+                                m.card["target_start"], precision=m.precision.precision)
     return list(images[0])

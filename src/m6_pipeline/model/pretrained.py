@@ -26,6 +26,17 @@ def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: Pa
     return card
 
 
+def load_config(model_dir: Path) -> M6Config:
+    """The architecture of a trained M6, without loading its weights."""
+    model_dir = Path(model_dir)
+    if not (model_dir / CONFIG).exists():
+        raise FileNotFoundError(
+            f"no trained M6 in {model_dir}; run `kedro run --pipeline=pretrain_base` "
+            "(or pretrain_10b / pretrain_100b) first"
+        )
+    return M6Config.model_validate_json((model_dir / CONFIG).read_text())
+
+
 def load_pretrained(model_dir: Path, **config_updates: object) -> tuple[M6Model, dict]:
     """The model in eval mode and its card. A missing directory says which pipeline makes it.
 

@@ -56,6 +56,9 @@ class PretrainParameters(_Frozen):
     steps: int = 1000
     batch_size: int = 16
     precision: str = "bf16"
+    precision_probe_cache: str | None = Field(
+        None, description="where `precision: auto` caches its probe (None: the per-user cache)"
+    )
     seed: int = 0
     eval_every: int = 100
     val_examples_per_task: int = 256
@@ -80,6 +83,7 @@ class PretrainParameters(_Frozen):
             steps=self.steps,
             batch_size=self.batch_size,
             precision=self.precision,
+            precision_probe_cache=self.precision_probe_cache,
             seed=self.seed,
             eval_every=self.eval_every,
             val_examples_per_task=self.val_examples_per_task,

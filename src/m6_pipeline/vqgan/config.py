@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from m6_pipeline.loop_precision import LoopPrecision
 from m6_pipeline.torch_threads import intra_op_threads
 
 
@@ -81,6 +82,10 @@ class VQGANTraining(_Frozen):
     max_holdout_images: int = Field(256, ge=1)
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(1000, ge=1, description="resumable state; 0 steps lost at most this")
+    precision: LoopPrecision = Field(
+        "fp32", description="of the encoder, decoder and discriminator (the codebook and the losses "
+        "stay fp32); auto: measured on this machine once per stage (vqgan.train.resolve_precision)"
+    )
     seed: int = 0
 
 
@@ -95,6 +100,10 @@ class VQGANJob(_Frozen):
     encode_batch_size: int = Field(256, ge=1)
     rows_per_file: int = Field(8192, ge=1)
     torch_threads: int | None = Field(None, ge=1, description="intra-op threads (None: default)")
+    precision_choice: dict | None = Field(
+        None, description="set when the stage starts: how training.precision was resolved "
+        "(PrecisionChoice.record()), for the stage's reports"
+    )
 
     def threads(self):
         """Run a block with `torch_threads` intra-op threads, then restore the setting."""

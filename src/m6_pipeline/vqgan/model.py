@@ -59,7 +59,11 @@ class VQGAN(nn.Module):
         """Images [b, 3, r, r] in [-1, 1] -> (quantised latents [b, d, g, g], codes [b, g, g],
         commitment loss)."""
         z = self.quant_conv(self.encoder(x))
-        quantized, codes, commitment = self.quantizer(z)
+        # nearest-code search, EMA updates and the commitment loss in fp32 whatever autocast
+        # surrounds the model: vector-quantize-pytorch turns autocast off around its codebook on
+        # CUDA only, and bf16 distances (8 mantissa bits) pick other codes than fp32 ones
+        with torch.autocast(z.device.type, enabled=False):
+            quantized, codes, commitment = self.quantizer(z.float())
         return quantized, codes, commitment.sum()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,7 +1,9 @@
 """Training the VQGAN: one generator step (reconstruction + perceptual + commitment, plus the
 adaptively weighted hinge GAN term once the discriminator has started) and one discriminator
 step per batch. The batch of a step is a function of (seed, step) and the RNG state is saved
-with each checkpoint, so a resumed run continues the uninterrupted one exactly."""
+with each checkpoint, so a resumed run continues the uninterrupted one exactly. Under
+`training.precision: bf16` the encoder, decoder and discriminator run under bf16 autocast; the
+codebook (VQGAN.quantize) and every loss stay fp32."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from torchmetrics.functional.image import (
 )
 from tqdm.auto import tqdm
 
+from m6_pipeline.loop_precision import Probe, autocast, resolve_loop_precision
+from m6_pipeline.precision_choice import DEFAULT_CACHE, ProbeShape, probe_linear
 from m6_pipeline.training.local_state import load_state, save_state
 from m6_pipeline.vqgan.codebook import CodebookMeter
 from m6_pipeline.vqgan.config import VQGANJob
@@ -33,8 +37,35 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "vqgan_state.pt"
 
 
+def probe_shape(job: VQGANJob) -> ProbeShape:
+    """The VQGAN's convolutions approximated as one matrix product: a 3x3 convolution of the level
+    at half the resolution as im2col, [batch * (r/2)², 9 * width] @ [9 * width, width]. The
+    levels above and below run the same product at 4x the positions and a narrower width, or the
+    reverse; the attention, norms and the discriminator are left out."""
+    model = job.model
+    width = model.channels * model.channel_mult[min(1, len(model.channel_mult) - 1)]
+    tokens = job.training.batch_size * (model.resolution // 2) ** 2
+    return ProbeShape(tokens=tokens, d_in=9 * width, d_out=width)
+
+
+def resolve_precision(
+    job: VQGANJob, *, cache_path: Path | None = DEFAULT_CACHE, probe: Probe = probe_linear
+) -> VQGANJob:
+    """`job` with training.precision resolved on this machine (`auto`: measured at probe_shape
+    with the job's threads) and the choice in `precision_choice`; a job that carries a choice
+    already is returned as it is."""
+    if job.precision_choice is not None:
+        return job
+    choice = resolve_loop_precision(job.training.precision, probe_shape(job), job.torch_threads,
+                                    cache_path=cache_path, probe=probe)
+    training = job.training.model_copy(update={"precision": choice.precision})
+    return job.model_copy(update={"training": training, "precision_choice": choice.record()})
+
+
 class VQGANTrainer:
     def __init__(self, job: VQGANJob):
+        """`job` is resolved (resolve_precision) if the stage has not done so."""
+        job = resolve_precision(job)
         self.job, self.cfg = job, job.training
         torch.manual_seed(self.cfg.seed)
         self.model = VQGAN(job.model)
@@ -79,9 +110,14 @@ class VQGANTrainer:
         index = torch.randint(0, len(train), (self.cfg.batch_size,), generator=generator)
         return to_model_range(train[index.numpy()])
 
+    def _autocast(self, x: torch.Tensor):
+        return autocast(self.cfg.precision, x.device.type)
+
     def train_step(self, x: torch.Tensor, meter: CodebookMeter) -> dict[str, float]:
         loss_cfg = self.job.loss
-        reconstruction, codes, commitment = self.model(x)
+        with self._autocast(x):
+            reconstruction, codes, commitment = self.model(x)
+        reconstruction = reconstruction.float()  # the losses in fp32, whatever the forward ran in
         rec = (x - reconstruction).abs().mean()
         perceptual = self.perceptual(x, reconstruction).mean()
         nll = rec + loss_cfg.perceptual_weight * perceptual
@@ -89,7 +125,9 @@ class VQGANTrainer:
         g_loss = torch.zeros(())
         weight = torch.zeros(())
         if gan_active:
-            g_loss = -self.discriminator(reconstruction).mean()
+            with self._autocast(x):
+                fake_logits = self.discriminator(reconstruction)
+            g_loss = -fake_logits.float().mean()
             weight = adaptive_weight(nll, g_loss, self.model.last_layer) * loss_cfg.disc_weight
         loss = nll + weight * g_loss + commitment
         self.opt_g.zero_grad(set_to_none=True)
@@ -98,9 +136,9 @@ class VQGANTrainer:
 
         d_loss = torch.zeros(())
         if gan_active:
-            d_loss = hinge_discriminator_loss(
-                self.discriminator(x), self.discriminator(reconstruction.detach())
-            )
+            with self._autocast(x):
+                real_logits, fake_logits = self.discriminator(x), self.discriminator(reconstruction.detach())
+            d_loss = hinge_discriminator_loss(real_logits.float(), fake_logits.float())
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()

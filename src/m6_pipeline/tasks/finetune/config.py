@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from m6_pipeline.loop_precision import LoopPrecision
 from m6_pipeline.torch_threads import intra_op_threads
 
 # pretrained: the pretrained M6 finetuned; baseline: the same architecture from its
@@ -41,7 +42,9 @@ class FinetuneTraining(_Frozen):
     weight_decay: float = Field(0.01, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     dropout: float = Field(0.1, ge=0, lt=1)
-    precision: Literal["bf16", "fp32"] = "bf16"
+    precision: LoopPrecision = Field(
+        "bf16", description="auto: measured on this machine once per stage (m6_pipeline.tasks.precision)"
+    )
     log_every: int = Field(25, ge=1)
     eval_every: int = Field(100, ge=1)
     checkpoint_every: int = Field(100, ge=1)
@@ -70,12 +73,20 @@ class FinetuneJob(_Frozen):
     test_unseen_in_pretraining: bool = Field(
         False, description="set from the pretrained card: the test pairs were left out of pretraining"
     )
+    precision_choice: dict | None = Field(
+        None, description="set when the stage starts: how training.precision was resolved "
+        "(PrecisionChoice.record()), for the stage's reports"
+    )
 
     def model_dir(self, variant: Variant) -> Path:
         return self.out_dir / variant
 
     def checkpoint_dir(self, variant: Variant) -> Path:
         return self.out_dir / "checkpoints" / variant
+
+    def sequence_length(self, n_patches: int) -> int:
+        """Positions of the longest example: patches, prompt, [SEP], [BOS], target, [EOS]."""
+        return n_patches + self.max_prompt_tokens + 1 + self.max_target_tokens + 2
 
     def threads(self):
         """Run a block with `torch_threads` intra-op threads, then restore the setting."""

@@ -13,6 +13,8 @@ from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.finetune.examples import Encoded, batch_of
 from m6_pipeline.tokenization.wordpiece import detokenize
 
+DECODE_BATCH = 64  # rows decoded at once
+
 
 def _prefix(chunk: list[Encoded], special: SpecialTokens, features: dict[str, np.ndarray]):
     batch = batch_of(chunk, special, features, with_target=False)
@@ -24,7 +26,7 @@ def _prefix(chunk: list[Encoded], special: SpecialTokens, features: dict[str, np
 @torch.no_grad()
 def generate_texts(
     model: M6Model, tokenizer: Tokenizer, encoded: list[Encoded], special: SpecialTokens,
-    features: dict[str, np.ndarray], max_new_tokens: int, batch_size: int = 64,
+    features: dict[str, np.ndarray], max_new_tokens: int, batch_size: int = DECODE_BATCH,
     sampling: Sampling = Sampling(), seed: int = 0,
 ) -> list[str]:
     """The model's text after each example's prefix (greedy by default), detokenized."""

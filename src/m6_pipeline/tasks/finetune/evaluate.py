@@ -1,6 +1,6 @@
 """Scoring finetuned models on their task's test split: what every task shares (loading the
-exported variants, the test examples' features, the per-example predictions that human
-evaluation batches are made of)."""
+exported variants, the test examples' features, the task's report, the per-example predictions
+that human evaluation batches are made of)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,24 @@ def generated_answers(
                                     job.decoding.max_new_tokens, job.decoding.batch_size)
             for variant, model in models.items()
         }
+
+
+def task_report(
+    job: FinetuneJob, metrics: dict, test_unseen_in_pretraining: bool, trainings: dict[str, dict]
+) -> dict:
+    """The task's metrics with what they were measured on: whether the test pairs were unseen in
+    pretraining, each variant's validation curve ({variant: training record}) and the precision
+    the stage resolved (PrecisionChoice.record())."""
+    return {
+        **metrics,
+        "test_unseen_in_pretraining": test_unseen_in_pretraining,
+        "validation_loss": {
+            v: {"start": t["validation"][0]["val_loss"], "end": t["validation"][-1]["val_loss"]}
+            for v, t in trainings.items()
+        },
+        "training_curves": {v: t["validation"] for v, t in trainings.items()},
+        "precision": job.precision_choice,
+    }
 
 
 def prediction_rows(examples: list[TaskExample], outputs: dict[str, list], **columns) -> list[dict]:

@@ -13,6 +13,7 @@ from m6_pipeline.tasks.finetune.config import FinetuneJob, Variant
 from m6_pipeline.tasks.finetune.examples import Encoded, TaskExample, batch_of, encode_examples
 from m6_pipeline.tasks.finetune.models import export_finetuned, initial_model
 from m6_pipeline.tasks.finetune.trainer import Finetuner, mean_loss, step_picks
+from m6_pipeline.tasks.precision import resolve_finetune_precision
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def by_modality(encoded: list[Encoded]) -> list[list[Encoded]]:
 
 
 def check_fits(job: FinetuneJob, n_patches: int, max_positions: int) -> None:
-    longest = n_patches + job.max_prompt_tokens + 1 + job.max_target_tokens + 2
+    longest = job.sequence_length(n_patches)
     if longest > max_positions:
         raise ValueError(
             f"{job.task}: {n_patches} patches + {job.max_prompt_tokens} prompt tokens + [SEP] + "
@@ -39,9 +40,12 @@ def finetune_variant(
 ) -> tuple[dict, dict]:
     """Finetune `variant` (pretrained or baseline) on `train`, validating on `val`; returns the
     exported model's card and the training record. inputs: what the data were made from (a
-    checkpoint of other inputs is not resumed)."""
+    checkpoint of other inputs is not resumed). The stage resolves `precision: auto` once
+    (resolve_finetune_precision) before its variants; a job that comes here unresolved is resolved
+    here."""
     if not train or not val:
         raise ValueError(f"{job.task}: {len(train)} training and {len(val)} validation examples; need both")
+    job = resolve_finetune_precision(job)
     cfg = job.training
     special = SpecialTokens.of(tokenizer)
     enc_train = encode_examples(train, tokenizer, job.max_prompt_tokens, job.max_target_tokens)
@@ -74,7 +78,7 @@ def finetune_variant(
         "max_prompt_tokens": job.max_prompt_tokens, "max_target_tokens": job.max_target_tokens,
     })
     record.update(variant=variant, seconds=round(time.perf_counter() - started, 1),
-                  n_train=len(train), n_val=len(val))
+                  n_train=len(train), n_val=len(val), precision=job.precision_choice)
     log.info("%s/%s: validation loss %.3f -> %.3f in %.0f s", job.task, variant,
              record["validation"][0]["val_loss"], record["validation"][-1]["val_loss"], record["seconds"])
     return card, record

@@ -1,7 +1,7 @@
 """A resumable single-process finetuning loop: AdamW (no decay on embeddings, norms, biases),
-warm-up then cosine, gradient clipping, bf16 autocast. A step's batch is a function of
-(seed, step), dropout is seeded per step and the state is saved with the checkpoint, so a
-resumed run continues the uninterrupted one."""
+warm-up then cosine, gradient clipping, bf16 autocast where the stage chose bf16. A step's
+batch is a function of (seed, step), dropout is seeded per step and the state is saved with the
+checkpoint, so a resumed run continues the uninterrupted one."""
 
 from __future__ import annotations
 
@@ -14,21 +14,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from m6_pipeline.loop_precision import autocast
 from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
 from m6_pipeline.tasks.finetune.config import FinetuneTraining
 from m6_pipeline.training.config import OptimizerConfig
 from m6_pipeline.training.local_state import load_state, save_state
-from m6_pipeline.training.loop import _autocast as autocast
 from m6_pipeline.training.loop import lr_lambda
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "finetune_state.pt"
 
 Batch = dict[str, torch.Tensor]
-
-
-def precision_context(precision: str):
-    return autocast(torch.bfloat16 if precision == "bf16" else None, "cpu")
 
 
 def step_picks(n_examples: int, step: int, batch_size: int, seed: int) -> np.ndarray:
@@ -43,7 +39,7 @@ def mean_loss(model: M6Model, batches: list[Batch], precision: str) -> float:
     model.eval()
     total, count = 0.0, 0
     for batch in batches:
-        with precision_context(precision):
+        with autocast(precision):
             loss = model(**batch)
         n = int((batch["labels"] != IGNORE_INDEX).sum())
         total, count = total + float(loss) * n, count + n
@@ -102,7 +98,7 @@ class Finetuner:
         while self.step < self.cfg.steps:
             batch = batch_of_step(self.step)
             torch.manual_seed(self.cfg.seed * 1_000_003 + self.step)  # this step's dropout masks
-            with precision_context(self.cfg.precision):
+            with autocast(self.cfg.precision):
                 loss = self.model(**batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from m6_pipeline.loop_precision import LoopPrecision, autocast
 from m6_pipeline.tasks.finetune.config import _Frozen
 from m6_pipeline.tasks.poem.format import PoemFormat
 from m6_pipeline.torch_threads import intra_op_threads
@@ -24,9 +25,21 @@ class PromptingJob(_Frozen):
     max_prompt_tokens: int = Field(32, ge=1)
     seed: int = 0
     torch_threads: int | None = Field(None, ge=1)
+    precision: LoopPrecision = Field(
+        "fp32", description="of generation; auto: measured on this machine once per stage "
+        "(m6_pipeline.tasks.precision)"
+    )
+    precision_choice: dict | None = Field(
+        None, description="set when the stage starts: how precision was resolved "
+        "(PrecisionChoice.record()), for the stage's report"
+    )
 
     def threads(self):
         return intra_op_threads(self.torch_threads)
+
+    def autocast(self):
+        """Run a block under the stage's (resolved) precision: bf16 autocast or fp32."""
+        return autocast(self.precision)
 
 
 class QAJob(PromptingJob):

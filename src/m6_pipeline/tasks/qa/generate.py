@@ -24,6 +24,6 @@ def answer_questions(model: M6Model, tokenizer: Tokenizer, questions: list[Quest
     s = job.sampling
     sampling = Sampling("top_p", top_p=s.top_p, temperature=s.temperature) if s.top_k == 0 else \
         Sampling("top_k", top_k=s.top_k, temperature=s.temperature)
-    with job.threads():
+    with job.threads(), job.autocast():
         return generate_texts(model, tokenizer, encoded, special, {}, min(job.max_new_tokens, budget),
                               sampling=sampling, seed=job.seed)

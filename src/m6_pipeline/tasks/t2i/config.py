@@ -96,6 +96,10 @@ class T2IJob(_Frozen):
     )
     evaluation: T2IEvaluation = T2IEvaluation()
     torch_threads: int | None = Field(None, ge=1)
+    precision_choice: dict | None = Field(
+        None, description="set when the stage starts: how training.precision, which the stage's "
+        "generation uses too, was resolved (PrecisionChoice.record()), for the stage's reports"
+    )
 
     @model_validator(mode="after")
     def _rerank_needs_samples(self) -> T2IJob:

@@ -19,6 +19,7 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from m6_pipeline.corpus.images import encode_image
+from m6_pipeline.loop_precision import autocast
 from m6_pipeline.model.m6 import M6Model
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.t2i.attributes import ATTRIBUTES
@@ -36,17 +37,19 @@ log = logging.getLogger(__name__)
 @torch.no_grad()
 def generate_images(
     model: M6Model, vqgan: VQGAN, prompts: list[list[int]], special: SpecialTokens,
-    sampling: T2ISampling, seed: int, target_start: int, chunk: int = 32,
+    sampling: T2ISampling, seed: int, target_start: int, chunk: int = 32, precision: str = "fp32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 [n_prompts, samples, r, r, 3], codes [n_prompts, samples, n_codes]) for
-    `prompts`; with reranking, samples = 1 (the chosen one)."""
+    `prompts`; with reranking, samples = 1 (the chosen one). The M6 samples the codes under
+    `precision` (bf16 or fp32); the VQGAN decodes them in fp32."""
     generator = torch.Generator().manual_seed(seed)
     images, codes = [], []
     for start in range(0, len(prompts), chunk):
-        generated = generate_codes(
-            model, prompts[start : start + chunk], vqgan.config.n_codes, special, sampling, generator,
-            target_start=target_start,
-        )
+        with autocast(precision):
+            generated = generate_codes(
+                model, prompts[start : start + chunk], vqgan.config.n_codes, special, sampling, generator,
+                target_start=target_start,
+            )
         shown = final_codes(generated)
         n, k, _ = shown.shape
         pixels = to_uint8(vqgan.decode_codes(shown.reshape(n * k, -1)))
@@ -81,11 +84,13 @@ def evaluate_generation(
     target_start: int,
     inception_weights=None,
     keep_images_of: str | None = None,
+    precision: str = "fp32",
 ) -> tuple[dict, np.ndarray | None]:
     """(metrics, kept images) for `records` (held-out prompts with stated attributes) and their
     real images uint8 [n, r, r, 3], and for the prompts of the unseen attribute combination.
     Kept images: the first sample of each of `records` under variant `keep_images_of`, uint8
-    [n, r, r, 3] (None when no variant is named): the metrics' own images, not new ones."""
+    [n, r, r, 3] (None when no variant is named): the metrics' own images, not new ones.
+    The codes are sampled under `precision`; the judge and the VQGAN run in fp32."""
     if keep_images_of is not None and keep_images_of not in variants:
         raise ValueError(f"keep_images_of={keep_images_of!r} is not a variant; known: {sorted(variants)}")
     kept = None
@@ -108,7 +113,8 @@ def evaluate_generation(
         "variants": {},
     }
     for name, sampling in variants.items():
-        images, codes = generate_images(model, vqgan, prompts, special, sampling, seed, target_start)
+        images, codes = generate_images(model, vqgan, prompts, special, sampling, seed, target_start,
+                                        precision=precision)
         k = images.shape[1]
         if name == keep_images_of:
             kept = images[:, 0].copy()  # a copy: the view would keep all samples alive
@@ -124,7 +130,8 @@ def evaluate_generation(
         }
         if unseen:
             u_images, _ = generate_images(
-                model, vqgan, [r.prompt_ids for r in unseen], special, sampling, seed + 1, target_start
+                model, vqgan, [r.prompt_ids for r in unseen], special, sampling, seed + 1, target_start,
+                precision=precision,
             )
             u_pred, _ = predict(classifier, u_images.reshape(-1, *u_images.shape[2:]))
             result["unseen_combination_accuracy"] = accuracy(
