@@ -211,3 +211,17 @@ def test_a_bf16_run_trains_with_fp32_losses_and_records_its_choice():
     assert all(np.isfinite(v) for row in history for k, v in row.items() if isinstance(v, float))
     assert history[-1]["discriminator"] > 0  # the discriminator ran (under autocast) and trained
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test_the_foreground_weighted_l1_counts_the_product_more_than_the_white_background():
+    from m6_pipeline.vqgan.train import weighted_l1
+
+    image = torch.ones(1, 3, 8, 8)  # white
+    image[:, :, 3:5, 3:5] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]  # a red product, 4 of 64 pixels
+    shifted_product, shifted_background = image.clone(), image.clone()
+    shifted_product[:, 1, 3:5, 3:5] += 0.5  # red towards orange
+    shifted_background[:, 1, :2, :2] -= 0.5  # the same error on 4 background pixels
+    plain = weighted_l1(image, shifted_product, 0.0)
+    assert plain == pytest.approx(weighted_l1(image, shifted_background, 0.0))  # the plain L1 cannot tell
+    assert weighted_l1(image, shifted_product, 4.0) > 3 * weighted_l1(image, shifted_background, 4.0)
+    assert weighted_l1(image, image, 4.0) == 0

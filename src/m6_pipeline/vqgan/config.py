@@ -66,6 +66,11 @@ class LossConfig(_Frozen):
         description="a torchvision VGG16 ImageNet state dict (.pth/.safetensors) for the LPIPS-"
         "style distance; None: a fixed random VGG-style trunk (documented substitute)",
     )
+    foreground_weight: float = Field(
+        0.0, ge=0, description="extra weight on the L1 of pixels that are not near-white background: "
+        "a product on white fills a small share of its image, so a plain mean L1 barely sees "
+        "its colour shift"
+    )
     disc_start: int = Field(10000, ge=0, description="step at which the discriminator joins")
     disc_weight: float = Field(0.8, ge=0, description="scale on the adaptive adversarial weight")
     disc_layers: int = Field(3, ge=1, description="PatchGAN strided layers")

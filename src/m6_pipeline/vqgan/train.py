@@ -62,6 +62,17 @@ def resolve_precision(
     return job.model_copy(update={"training": training, "precision_choice": choice.record()})
 
 
+def weighted_l1(x: torch.Tensor, reconstruction: torch.Tensor, foreground_weight: float) -> torch.Tensor:
+    """Mean L1 over images [b, 3, r, r] in [-1, 1], each pixel weighted 1 + `foreground_weight`
+    where the real image is not near-white (any channel below 0.9 in [-1, 1], about 242/255),
+    normalised by the mean weight so the scale matches the plain L1 (weight 0)."""
+    error = (x - reconstruction).abs()
+    if foreground_weight == 0:
+        return error.mean()
+    weight = 1 + foreground_weight * (x < 0.9).any(dim=1, keepdim=True).float()
+    return (error * weight).mean() / weight.mean()
+
+
 class VQGANTrainer:
     def __init__(self, job: VQGANJob):
         """`job` is resolved (resolve_precision) if the stage has not done so."""
@@ -118,7 +129,7 @@ class VQGANTrainer:
         with self._autocast(x):
             reconstruction, codes, commitment = self.model(x)
         reconstruction = reconstruction.float()  # the losses in fp32, whatever the forward ran in
-        rec = (x - reconstruction).abs().mean()
+        rec = weighted_l1(x, reconstruction, loss_cfg.foreground_weight)
         perceptual = self.perceptual(x, reconstruction).mean()
         nll = rec + loss_cfg.perceptual_weight * perceptual
         gan_active = self.step >= loss_cfg.disc_start
