@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from m6_pipeline.demos.config import DemoConfig
 from m6_pipeline.features.config import FeaturesConfig
+from m6_pipeline.precision_choice import CONFIG_RESOLVERS
 
 
 class AppSettings(BaseModel):
@@ -26,7 +27,8 @@ class AppSettings(BaseModel):
 
 
 def load_app_settings(conf_source: str | Path = "conf", env: str | None = None) -> AppSettings:
-    loader = OmegaConfigLoader(conf_source=str(conf_source), base_env="base", default_run_env=env or "local")
+    loader = OmegaConfigLoader(conf_source=str(conf_source), base_env="base", default_run_env=env or "local",
+                               custom_resolvers=CONFIG_RESOLVERS)
     parameters = loader["parameters"]
     return AppSettings.model_validate({**parameters.get("app", {}), "features": parameters.get("features", {})})
 

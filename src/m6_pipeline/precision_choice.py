@@ -214,3 +214,7 @@ def by_bf16_speed(fast, slow):
     and fast, SLOW where it computes in fp32 (e.g. AVX2-only CPUs, ~2-4x less arithmetic a
     second). The default run's step budgets use it, so `make run` fits its time on both kinds."""
     return fast if runs_bf16_fast() else slow
+
+
+# the project's OmegaConf resolvers: every loader of conf/ (Kedro's settings, the app) registers them
+CONFIG_RESOLVERS = {"by_bf16_speed": by_bf16_speed}

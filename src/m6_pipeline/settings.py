@@ -3,7 +3,7 @@
 from kedro.config import OmegaConfigLoader
 
 from m6_pipeline.hooks import RayHook
-from m6_pipeline.precision_choice import by_bf16_speed
+from m6_pipeline.precision_choice import CONFIG_RESOLVERS
 from m6_pipeline.run_times import RunTimesHook
 
 # RunTimesHook writes data/08_reporting/run_times.json: each node's wall time and peak memory
@@ -18,5 +18,5 @@ CONFIG_LOADER_ARGS = {
     # an environment overrides single keys of conf/base, not whole parameter trees
     "merge_strategy": {"parameters": "soft", "ray": "soft"},
     # conf/local's budgets: `${by_bf16_speed:FAST,SLOW}`, FAST where bf16 runs natively and fast
-    "custom_resolvers": {"by_bf16_speed": by_bf16_speed},
+    "custom_resolvers": CONFIG_RESOLVERS,
 }
