@@ -11,7 +11,8 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from m6_pipeline.model.config import PAPER_PARAMS
-from m6_pipeline.precision_choice import DEFAULT_CACHE, ProbeShape, choose_precision
+from m6_pipeline.loop_precision import ffn_shape
+from m6_pipeline.precision_choice import DEFAULT_CACHE, choose_precision
 from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
 from m6_pipeline.pretraining.shards import write_pair_shards, write_text_shards
 from m6_pipeline.pretraining.tasks import SpecialTokens
@@ -71,8 +72,7 @@ def _measured_run_spec(params: PretrainParameters, config) -> tuple[dict, dict |
     spec = params.plan["run"]
     if spec["cluster"].get("n_gpus", 1) != 0 or params.workers.use_gpu:
         return spec, None
-    shape = ProbeShape(tokens=params.batch_size * config.max_positions, d_in=config.d_model,
-                       d_out=config.ffn_width)
+    shape = ffn_shape(config, params.batch_size * config.max_positions)
     threads = params.workers.threads_per_worker
     cache = Path(params.precision_probe_cache) if params.precision_probe_cache else DEFAULT_CACHE
     choice = choose_precision(params.precision, shape=shape, threads=threads, cache_path=cache)

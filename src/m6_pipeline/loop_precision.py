@@ -22,6 +22,12 @@ from m6_pipeline.precision_choice import (
 LoopPrecision = Literal["auto", "bf16", "fp32"]
 
 
+def ffn_shape(config, tokens: int) -> ProbeShape:
+    """The feed-forward's first linear layer of an M6Config over `tokens` rows: the product a
+    stage's `auto` is measured at."""
+    return ProbeShape(tokens=tokens, d_in=config.d_model, d_out=config.ffn_width)
+
+
 def resolve_loop_precision(
     requested: str, shape: ProbeShape, threads: int | None, *, cache_path: Path | None = DEFAULT_CACHE,
     probe: Probe = probe_linear,

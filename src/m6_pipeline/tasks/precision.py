@@ -15,19 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from m6_pipeline.loop_precision import Probe, resolve_loop_precision
-from m6_pipeline.precision_choice import DEFAULT_CACHE, PrecisionChoice, ProbeShape, probe_linear
+from m6_pipeline.loop_precision import Probe, ffn_shape, resolve_loop_precision
+from m6_pipeline.precision_choice import DEFAULT_CACHE, PrecisionChoice, probe_linear
 
 if TYPE_CHECKING:
     from m6_pipeline.model.config import M6Config
     from m6_pipeline.tasks.finetune.config import FinetuneJob
     from m6_pipeline.tasks.qa.config import PromptingJob
     from m6_pipeline.tasks.t2i.config import T2IJob
-
-
-def ffn_shape(config: M6Config, tokens: int) -> ProbeShape:
-    """The feed-forward's first linear layer of `config` over `tokens` rows."""
-    return ProbeShape(tokens=tokens, d_in=config.d_model, d_out=config.ffn_width)
 
 
 def _pretrained_config(job, stage: str) -> M6Config:

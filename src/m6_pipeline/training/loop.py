@@ -24,7 +24,8 @@ import torch
 import torch.distributed as dist
 
 from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
-from m6_pipeline.precision_choice import DEFAULT_CACHE, PrecisionChoice, ProbeShape, choose_precision
+from m6_pipeline.loop_precision import ffn_shape
+from m6_pipeline.precision_choice import DEFAULT_CACHE, PrecisionChoice, choose_precision
 from m6_pipeline.pretraining.batches import StepBatches, validation_batches
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training import experts as ep
@@ -232,9 +233,7 @@ def train_loop_per_worker(job_dict: dict) -> None:
 def _resolve_precision(job: PretrainJob, device: torch.device) -> PrecisionChoice:
     """`auto` measured on each rank at the run's widest common layer (the FFN's first linear);
     the ranks then agree: bf16 only if every rank chose it, so one slow host sets the pace."""
-    shape = ProbeShape(
-        tokens=job.batch_size * job.model.max_positions, d_in=job.model.d_model, d_out=job.model.ffn_width
-    )
+    shape = ffn_shape(job.model, job.batch_size * job.model.max_positions)
     cache = Path(job.precision_probe_cache) if job.precision_probe_cache else DEFAULT_CACHE
     choice = choose_precision(
         job.precision, shape=shape, threads=job.workers.threads_per_worker, device=device.type,
