@@ -36,7 +36,7 @@ def test_every_line_becomes_one_record_with_a_reason_when_bad(tmp_path):
     assert rows[1]["id"] == "text/forum/a.jsonl:2" and rows[1]["reason"] is None
     assert [r["reason"] for r in rows[2:]] == [
         Reason.INVALID_UTF8, Reason.UNPARSEABLE_JSON, Reason.UNPARSEABLE_JSON,
-        Reason.UNPARSEABLE_JSON, Reason.MISSING_TEXT, Reason.MISSING_TEXT]
+        Reason.RECORD_NOT_OBJECT, Reason.MISSING_TEXT, Reason.MISSING_TEXT]
     assert all(r["detail"] for r in rows[2:])
 
 

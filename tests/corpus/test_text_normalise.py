@@ -46,7 +46,7 @@ def test_traditional_to_simplified():
 
 def test_full_pipeline_on_a_review():
     raw = "<p>這本書ＶＥＲＹ好看！！！強烈推薦～～～</p>"
-    assert one(normalise_text, raw) == "这本书VERY好看！强烈推荐～"
+    assert one(normalise_text, raw) == "这本书VERY好看！强烈推荐"  # ～ is a math symbol (Sm): dropped
 
 
 def test_nulls_stay_null():
@@ -100,3 +100,17 @@ def test_row_selective_steps_equal_the_whole_batch_steps(rows):
     expected = [None if r is None else html.unescape(r) if pc.match_substring_regex(
         pa.array([r]), _ENTITY)[0].as_py() else r for r in untagged.to_pylist()]
     assert tn.strip_markup(arr).to_pylist() == expected
+
+
+# --- §2.3 keeps characters, digits and punctuation: no math symbols -----------------------
+
+
+def test_every_kept_mark_is_unicode_punctuation():
+    assert all(unicodedata.category(ch).startswith("P") for ch in KEPT_PUNCTUATION)
+
+
+def test_math_symbols_are_dropped():
+    text = "价格 5+3=8，a<b>c ～ x~y 很好。"
+    out = one(normalise_text, text)
+    assert not set("+=<>~～") & set(out)
+    assert "价格" in out and "很好" in out and "5" in out

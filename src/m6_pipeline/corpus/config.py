@@ -25,6 +25,14 @@ class TextRules(_Frozen):
                               description="one spam/dirty word or phrase per line, '#' comments")
 
 
+class RawLimits(_Frozen):
+    """Caps checked with a stat before anything is read: a bigger record or page is quarantined
+    unread (images: `image_rules.max_file_bytes`)."""
+
+    max_line_bytes: int = Field(4 << 20, gt=0, description="one JSON line (text or pair record)")
+    max_page_bytes: int = Field(8 << 20, gt=0, description="one crawled HTML page")
+
+
 class PerplexityFilter(_Frozen):
     """A character bigram LM (interpolated Kneser-Ney) trained on a clean reference part."""
 
@@ -75,6 +83,7 @@ class CatalogueSpec(_Frozen):
 
 class CorpusConfig(_Frozen):
     raw_dir: Path = Path("data/01_raw")
+    raw_limits: RawLimits = RawLimits()
     text_rules: TextRules = TextRules()
     perplexity: PerplexityFilter = PerplexityFilter()
     near_duplicates: NearDuplicates = NearDuplicates()

@@ -7,13 +7,17 @@ quarantine row that says why not (bad UTF-8, unparseable JSON, no text).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
 
-from m6_pipeline.corpus.reasons import Reason
+from m6_pipeline.corpus.config import RawLimits
+from m6_pipeline.corpus.raw_files import RefusedFile, list_raw_files, open_regular
+from m6_pipeline.corpus.reasons import Reason, RecordRejected
 
 RECORD_SCHEMA = pa.schema([
     ("id", pa.large_string()),
@@ -35,6 +39,8 @@ class FileChunk:
     start: int  # byte offset of the first line
     end: int  # byte offset after the last line
     first_line: int  # 1-based line number of the first line
+    reason: str | None = None  # a refused file (raw_files): one quarantine row, nothing read
+    detail: str | None = None
 
 
 def source_of(relative: Path) -> str:
@@ -43,28 +49,64 @@ def source_of(relative: Path) -> str:
     return parts[1] if len(parts) > 2 else relative.stem
 
 
+def chunk_location(chunk: FileChunk) -> str:
+    """Where a chunk is, for an error message: file, bytes and first line."""
+    return f"{chunk.relative} (bytes {chunk.start}-{chunk.end}, from line {chunk.first_line})"
+
+
+def _next_line_start(f, position: int, size: int, block: int = 1 << 16) -> int:
+    """The offset after the first newline at or after `position` (or `size`), found block by
+    block: a line of any length costs one block of memory."""
+    f.seek(position)
+    while position < size:
+        data = f.read(min(block, size - position))
+        if not data:
+            return size
+        newline = data.find(b"\n")
+        if newline >= 0:
+            return position + newline + 1
+        position += len(data)
+    return size
+
+
+def _count_newlines(f, start: int, end: int, block: int = 1 << 20) -> int:
+    f.seek(start)
+    count, position = 0, start
+    while position < end:
+        data = f.read(min(block, end - position))
+        if not data:
+            break
+        count += data.count(b"\n")
+        position += len(data)
+    return count
+
+
 def plan_chunks(raw_dir: Path, subdir: str = "text", chunk_bytes: int = 4 << 20) -> list[FileChunk]:
     """Byte ranges of every `*.jsonl` under raw_dir/subdir, cut at newlines, in sorted order,
-    at most about `chunk_bytes` each (`balanced_parts` groups them into Ray tasks)."""
-    raw_dir = Path(raw_dir)
-    files = sorted((raw_dir / subdir).rglob("*.jsonl"))
+    at most about `chunk_bytes` each (`balanced_parts` groups them into Ray tasks). A refused
+    file (not regular, outside raw, unreadable: see `raw_files`) is one empty chunk with its
+    reason, so it becomes one quarantine row."""
     chunks: list[FileChunk] = []
-    for index, path in enumerate(files):
-        relative = path.relative_to(raw_dir)
-        size = path.stat().st_size
-        # equal pieces within a file (a 27 MiB file in 16 MiB chunks is 13.5 + 13.5, not 16 + 11)
-        piece = -(-size // max(1, -(-size // chunk_bytes)))
-        start, line = 0, 1
-        with path.open("rb") as f:
+    for index, raw in enumerate(list_raw_files(raw_dir, subdir, (".jsonl",))):
+        relative = Path(raw.relative)
+        refused = FileChunk(raw.path, raw.relative, source_of(relative), index, 0, 0, 0, raw.reason, raw.detail)
+        if raw.reason is not None:
+            chunks.append(refused)
+            continue
+        try:
+            f = open_regular(raw.path)
+        except RefusedFile as exc:
+            chunks.append(replace(refused, reason=str(exc.reason), detail=f"{raw.relative}: {exc.detail}"))
+            continue
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            # equal pieces within a file (a 27 MiB file in 16 MiB chunks is 13.5 + 13.5, not 16 + 11)
+            piece = -(-size // max(1, -(-size // chunk_bytes)))
+            start, line = 0, 1
             while start < size:
-                f.seek(min(start + piece, size))
-                f.readline()  # move to the end of the line the cut landed in
-                end = min(f.tell(), size) if start + piece < size else size
-                f.seek(start)
-                lines_here = f.read(end - start).count(b"\n")
-                chunks.append(FileChunk(str(path), relative.as_posix(), source_of(relative),
-                                        index, start, end, line))
-                start, line = end, line + lines_here
+                end = _next_line_start(f, start + piece - 1, size) if start + piece < size else size
+                chunks.append(FileChunk(raw.path, raw.relative, source_of(relative), index, start, end, line))
+                start, line = end, line + _count_newlines(f, chunks[-1].start, end)
     return chunks
 
 
@@ -97,38 +139,81 @@ def batch_rows(batch: dict) -> list[dict]:
             for i in range(n)]
 
 
+_JSON_TYPES = {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number"}
+
+
 def _field(obj: dict, name: str) -> str | None:
+    """The string value of `name`, None when absent or null; any other JSON type is refused
+    (a list of paragraphs turned into "['...', '...']" by str() is not text)."""
     value = obj.get(name)
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
+    if value is None or isinstance(value, str):
+        return value
+    if name == "id" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # numeric ids are common in crawls, and their decimal form is exact
+    raise RecordRejected(Reason.FIELD_NOT_STRING,
+                         f"'{name}' is {_JSON_TYPES.get(type(value), type(value).__name__)}, not a string")
 
 
-def parse_chunk(chunk: FileChunk, extra: tuple[str, ...] = ()) -> pa.Table:
-    """One record per line of the chunk (blank lines included: they are quarantined too).
+def _lines(chunk: FileChunk, max_line_bytes: int) -> Iterator[bytes | int]:
+    """The chunk's lines without their newline; a line over `max_line_bytes` is skipped unread
+    and yielded as its length instead."""
+    with open_regular(chunk.path) as f:
+        f.seek(chunk.start)
+        remaining = chunk.end - chunk.start
+        while remaining > 0:
+            line = f.readline(min(remaining, max_line_bytes + 1))
+            if not line:
+                break
+            remaining -= len(line)
+            if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                length = len(line)
+                while remaining > 0 and not line.endswith(b"\n"):  # skip the rest, a block at a time
+                    line = f.readline(min(remaining, 1 << 16))
+                    if not line:
+                        break
+                    remaining -= len(line)
+                    length += len(line)
+                yield length - line.endswith(b"\n")
+            else:
+                yield line[:-1] if line.endswith(b"\n") else line
+
+
+def _refusal(chunk: FileChunk, schema: pa.Schema) -> pa.Table:
+    row = {name: [None] for name in schema.names}
+    row.update(id=[chunk.relative], source=[chunk.source], order=[chunk.file_index << 32],
+               reason=[chunk.reason], detail=[chunk.detail])
+    return pa.Table.from_pydict(row, schema=schema)
+
+
+def parse_chunk(chunk: FileChunk, extra: tuple[str, ...] = (),
+                max_line_bytes: int = RawLimits().max_line_bytes) -> pa.Table:
+    """One record per line of the chunk (blank lines included: they are quarantined too); a
+    refused file is one record with its reason, id = its path under raw.
 
     `extra` names further string fields to keep as columns (e.g. `image` for pairs).
     """
-    with open(chunk.path, "rb") as f:
-        f.seek(chunk.start)
-        data = f.read(chunk.end - chunk.start)
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
     schema = RECORD_SCHEMA
     for name in extra:
         schema = schema.append(pa.field(name, pa.large_string()))
+    if chunk.reason is not None:
+        return _refusal(chunk, schema)
     cols: dict[str, list] = {name: [] for name in schema.names}
+    try:
+        lines = list(_lines(chunk, max_line_bytes))
+    except RefusedFile as exc:  # swapped for a FIFO or a link, or unreadable, since planning
+        return _refusal(replace(chunk, reason=str(exc.reason), detail=f"{chunk.relative}: {exc.detail}"), schema)
     for offset, raw in enumerate(lines):
         line_no = chunk.first_line + offset
         default_id = f"{chunk.relative}:{line_no}"
         record_id, source, title, text, reason, detail = default_id, chunk.source, None, None, None, None
         values = dict.fromkeys(extra)
+        if isinstance(raw, int):
+            reason = Reason.RECORD_TOO_LARGE
+            detail = f"line of {raw} bytes > raw_limits.max_line_bytes {max_line_bytes}; not parsed"
+            raw = b""
         raw = raw.rstrip(b"\r")
         try:
-            obj = orjson.loads(raw)
-            if not isinstance(obj, dict):
-                raise orjson.JSONDecodeError("not a JSON object", raw.decode("utf-8", "replace"), 0)
+            obj = orjson.loads(raw) if reason is None else {}
         except orjson.JSONDecodeError as json_error:
             error: Exception = json_error
             reason = Reason.UNPARSEABLE_JSON
@@ -138,13 +223,25 @@ def parse_chunk(chunk: FileChunk, extra: tuple[str, ...] = ()) -> pa.Table:
                 error, reason = utf8_error, Reason.INVALID_UTF8
             detail = f"{error}; line starts {raw[:80].decode('utf-8', 'replace')!r}"
         else:
-            record_id = _field(obj, "id") or default_id
-            source = _field(obj, "source") or chunk.source
-            title = _field(obj, "title")
-            text = _field(obj, "text")
-            values = {name: _field(obj, name) for name in extra}
-            if not text or not text.strip():
-                reason, detail = Reason.MISSING_TEXT, "no non-empty 'text' field"
+            if reason is not None:
+                pass
+            elif not isinstance(obj, dict):
+                reason = Reason.RECORD_NOT_OBJECT
+                detail = f"the line is {_JSON_TYPES.get(type(obj), 'a ' + type(obj).__name__)}, not a JSON object"
+            else:
+                try:
+                    record_id = _field(obj, "id") or default_id
+                except RecordRejected as rejected:
+                    reason, detail = rejected.reason, rejected.detail
+                try:
+                    source = _field(obj, "source") or chunk.source
+                    title = _field(obj, "title")
+                    text = _field(obj, "text")
+                    values = {name: _field(obj, name) for name in extra}
+                except RecordRejected as rejected:
+                    reason, detail = reason or rejected.reason, detail or rejected.detail
+                if reason is None and (not text or not text.strip()):
+                    reason, detail = Reason.MISSING_TEXT, "no non-empty 'text' field"
         cols["id"].append(record_id)
         cols["source"].append(source)
         cols["title"].append(title)

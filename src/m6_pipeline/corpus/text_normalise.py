@@ -15,9 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# Chinese and English punctuation the corpus keeps (everything else is dropped as noise).
-CHINESE_PUNCTUATION = "，。、；：？！“”‘’（）《》〈〉【】「」『』—…·～"
-ENGLISH_PUNCTUATION = ",.;:?!\"'()[]{}<>-_/&%+=@#*~"
+# Chinese and English punctuation the corpus keeps (everything else is dropped as noise): §2.3
+# keeps Chinese and English characters, digits and punctuation, so every kept mark is Unicode
+# punctuation (category P*); math symbols (+ < > = ~ ～, category Sm) are not kept.
+CHINESE_PUNCTUATION = "，。、；：？！“”‘’（）《》〈〉【】「」『』—…·"
+ENGLISH_PUNCTUATION = ",.;:?!\"'()[]{}-_/&%@#*"
 KEPT_PUNCTUATION = CHINESE_PUNCTUATION + ENGLISH_PUNCTUATION
 
 # Variants that mean the same mark: one canonical form each, so duplicate runs collapse.

@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 
 from m6_pipeline.corpus.config import CorpusConfig
 from m6_pipeline.corpus.language_model import CharBigramLM
-from m6_pipeline.corpus.raw_text import FileChunk, balanced_parts, parse_chunk, plan_chunks
+from m6_pipeline.corpus.raw_text import FileChunk, balanced_parts, chunk_location, parse_chunk, plan_chunks
+from m6_pipeline.corpus.reasons import CorpusInputError
 from m6_pipeline.corpus.text_annotate import TextAnnotator
 from m6_pipeline.corpus.text_filters import load_lexicon
 
@@ -40,7 +41,7 @@ def reference_texts(raw_dir: Path, cfg: CorpusConfig, lexicon: list[str]) -> lis
     for chunk in plan_chunks(raw_dir):
         if wanted and chunk.source not in wanted:
             continue
-        table = annotate(parse_chunk(chunk))
+        table = annotate(parse_chunk(chunk, max_line_bytes=cfg.raw_limits.max_line_bytes))
         ok = pc.is_null(table.column("reason"))
         if wanted:
             ok = pc.and_(ok, pc.is_in(table.column("source"), pa.array(sorted(wanted))))
@@ -84,10 +85,15 @@ def annotate_parts(batch: dict[str, np.ndarray], parts: list[list[FileChunk]], c
                    lexicon: list[str], lm: CharBigramLM | None, rows_per_batch: int = 4096):
     """Ray Data UDF: part indices in, the annotated records of their chunks out (streamed)."""
     annotate = TextAnnotator(cfg.text_rules, lexicon, lm, cfg.perplexity, cfg.near_duplicates)
+    max_line_bytes = cfg.raw_limits.max_line_bytes
     for part in batch["part"]:
         for chunk in parts[int(part)]:
-            for records in parse_chunk(chunk).to_batches(rows_per_batch):
-                yield annotate(pa.Table.from_batches([records]))
+            try:
+                tables = [annotate(pa.Table.from_batches([records])) for records in
+                          parse_chunk(chunk, max_line_bytes=max_line_bytes).to_batches(rows_per_batch)]
+            except Exception as error:  # noqa: BLE001 - the error policy of reasons.CorpusInputError
+                raise CorpusInputError(chunk_location(chunk), error) from error
+            yield from tables
 
 
 def kept_text(batch: pa.Table) -> pa.Table:
