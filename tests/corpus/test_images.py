@@ -1,10 +1,13 @@
-"""Safe decoding and RGB normalisation: one test per kind of bad or unusual image bytes."""
+"""Safe reading, decoding and RGB normalisation: one test per kind of bad or unusual image
+file, and per image mode PIL decodes."""
 
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
+import time
 import tracemalloc
 import warnings
 import zlib
@@ -14,7 +17,14 @@ import pytest
 from PIL import Image, ImageFile
 
 from m6_pipeline.corpus.config import ImageRules
-from m6_pipeline.corpus.images import RejectedImage, decode_image, encode_image
+from m6_pipeline.corpus.image_quality import load_quality_scorer
+from m6_pipeline.corpus.images import (
+    RejectedImage,
+    decode_image,
+    encode_image,
+    normalise_to_rgb,
+    read_image_file,
+)
 from m6_pipeline.corpus.reasons import Reason
 
 RULES = ImageRules()
@@ -113,65 +123,231 @@ def test_tiny_image_is_too_small_and_5000_pixels_is_enough():
     assert decode_image(_bytes(_noise(100, 50)), RULES).size == (100, 50)  # exactly 5000 px
 
 
-def test_cmyk_jpeg_becomes_rgb():
-    red_cmyk = Image.new("CMYK", (100, 80), (0, 255, 255, 0))
-    data = _bytes(red_cmyk, "JPEG", quality=95)
-    assert Image.open(io.BytesIO(data)).mode == "CMYK"
-    img = decode_image(data, RULES)
-    assert img.mode == "RGB"
-    assert np.abs(np.asarray(img, dtype=int) - [255, 0, 0]).max() <= 8
+# --- every mode PIL 13 decodes, each from a real file (the mode PIL opens it as is asserted)
+# Files are 128x64, one colour in the left half and another in the right; the RGB expected in
+# each half (away from the middle, where JPEG rings) follows the module docstring's rules.
+
+_W, _H = 128, 64
+WHITE, RED, BLUE = (255, 255, 255), (255, 0, 0), (0, 0, 255)
 
 
-def test_16_bit_grey_png_is_scaled_not_clipped():
-    values = np.linspace(0, 60_000, 100 * 100).reshape(100, 100).astype(np.uint16)
-    source = Image.fromarray(values)
-    assert source.mode == "I;16"
-    img = decode_image(_bytes(source), RULES)
-    grey = np.asarray(img)[..., 0].astype(int)
-    assert (np.asarray(img)[..., 0] == np.asarray(img)[..., 2]).all()
-    np.testing.assert_allclose(grey, np.rint(values.astype(np.float64) * 255 / 65535), atol=1)
-    assert grey.max() == round(60_000 * 255 / 65535)  # 233: clipping would give 255
-    assert len(np.unique(grey)) > 200  # the full 8-bit range is used, not a few clipped levels
+def _halves(mode: str, left, right) -> Image.Image:
+    img = Image.new(mode, (_W, _H), left)
+    img.paste(Image.new(mode, (_W // 2, _H), right), (_W // 2, 0))  # pasting a colour: 0 in I;16
+    return img
 
 
-def test_palette_png_with_transparency_is_composited_on_white():
-    img = Image.new("P", (100, 100), 0)
-    img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)  # index 0 black (transparent), 1 red
-    img.paste(1, (0, 0, 50, 100))
-    data = _bytes(img, transparency=0)
-    out = np.asarray(decode_image(data, RULES))
-    assert (out[:, :50] == [255, 0, 0]).all()
-    assert (out[:, 50:] == [255, 255, 255]).all()  # transparent black shows as white
+def _palette(*colours) -> Image.Image:
+    """A P image: index 0 on the left, 1 on the right, palette entries `colours` (RGB)."""
+    img = _halves("P", 0, 1)
+    img.putpalette([v for c in colours for v in c])
+    return img
 
 
-def test_palette_with_alpha_palette_is_composited_on_white():
-    img = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
-    img.paste((0, 0, 255, 255), (0, 0, 50, 100))
-    data = _bytes(img.quantize(colors=2, method=Image.Quantize.FASTOCTREE))
-    out = np.asarray(decode_image(data, RULES))
-    assert (out[:, 50:] == [255, 255, 255]).all()
+def _palette_alpha() -> Image.Image:
+    img = _palette(RED, BLUE).convert("PA")
+    img.putalpha(_halves("L", 255, 0))
+    return img
 
 
-def test_rgba_is_composited_on_white():
-    rgba = np.zeros((100, 100, 4), dtype=np.uint8)  # transparent black
-    rgba[:, 40:70] = [0, 0, 0, 128]  # half-transparent black
-    rgba[:, 70:] = [0, 0, 255, 255]  # opaque blue
-    out = np.asarray(decode_image(_bytes(Image.fromarray(rgba)), RULES)).astype(int)
-    assert (out[:, :40] == 255).all()
-    assert np.abs(out[:, 40:70] - 127).max() <= 1
-    assert (out[:, 70:] == [0, 0, 255]).all()
+def _associated_alpha(tiff: bytes) -> bytes:
+    """A TIFF saved by PIL with ExtraSamples 2 (straight alpha) rewritten to 1 (premultiplied
+    alpha): PIL cannot write such files, other tools do."""
+    straight = struct.pack("<HHII", 338, 3, 1, 2)  # tag ExtraSamples, SHORT, count 1, value 2
+    assert tiff.count(straight) == 1
+    return tiff.replace(straight, struct.pack("<HHII", 338, 3, 1, 1))
 
 
-@pytest.mark.parametrize("mode, value, expected", [
-    ("1", 1, 255), ("L", 77, 77), ("LA", (0, 0), 255), ("F", 0.5, 128), ("I", 65535, 255),
-    ("I", 200, 200),
-])
-def test_other_modes_become_8_bit_rgb(mode, value, expected):
-    img = Image.new(mode, (100, 60), value)
-    fmt = "TIFF" if mode in ("F", "I") else "PNG"
-    out = decode_image(_bytes(img, fmt), RULES)
-    assert (out.mode, out.size) == ("RGB", (100, 60))
-    assert np.abs(np.asarray(out, dtype=int) - expected).max() <= 1
+def _lab(l_star: float, a: float, b: float) -> tuple[int, int, int]:
+    """CIELAB as PIL stores it: L* 0..100 as 0..255, a* and b* offset by 128."""
+    return round(l_star * 255 / 100), round(a) + 128, round(b) + 128
+
+
+MODE_FILES = [  # id, file bytes, mode PIL opens, left RGB, right RGB, tolerance
+    ("1 PNG", lambda: _bytes(_halves("1", 1, 0)), "1", WHITE, (0, 0, 0), 0),
+    ("1 PNG, tRNS 0", lambda: _bytes(_halves("1", 1, 0), transparency=0), "1", WHITE, WHITE, 0),
+    ("L JPEG", lambda: _bytes(_halves("L", 77, 200), "JPEG", quality=95), "L", (77,) * 3, (200,) * 3, 3),
+    ("L PNG, tRNS grey", lambda: _bytes(_halves("L", 77, 200), transparency=200), "L", (77,) * 3, WHITE, 0),
+    ("LA PNG", lambda: _bytes(_halves("LA", (77, 255), (0, 128))), "LA", (77,) * 3, (127,) * 3, 1),
+    ("La TIFF (premultiplied)", lambda: _associated_alpha(
+        _bytes(_halves("LA", (77, 255), (50, 128)), "TIFF")), "La", (77,) * 3, (177,) * 3, 1),  # 50 + 127
+    ("P PNG", lambda: _bytes(_palette(RED, BLUE)), "P", RED, BLUE, 0),
+    ("P PNG, tRNS index", lambda: _bytes(_palette(RED, BLUE), transparency=1), "P", RED, WHITE, 0),
+    ("P PNG, tRNS alphas", lambda: _bytes(_palette(RED, BLUE), transparency=bytes([255, 128])), "P",
+     RED, (127, 127, 255), 1),
+    ("P PNG from RGBA", lambda: _bytes(_halves("RGBA", (255, 0, 0, 255), (0, 0, 0, 0)).quantize(
+        colors=2, method=Image.Quantize.FASTOCTREE)), "P", RED, WHITE, 0),
+    ("P GIF, tRNS index", lambda: _bytes(_palette(RED, BLUE), "GIF", transparency=1), "P", RED, WHITE, 0),
+    ("PA TIFF", lambda: _bytes(_palette_alpha(), "TIFF"), "PA", RED, WHITE, 0),
+    ("RGB JPEG", lambda: _bytes(_halves("RGB", (10, 200, 30), (200, 30, 10)), "JPEG", quality=95), "RGB",
+     (10, 200, 30), (200, 30, 10), 4),
+    ("RGB PNG, tRNS colour", lambda: _bytes(_halves("RGB", RED, (0, 255, 0)), transparency=(0, 255, 0)),
+     "RGB", RED, WHITE, 0),
+    ("RGBA PNG", lambda: _bytes(_halves("RGBA", (0, 0, 255, 255), (0, 0, 0, 128))), "RGBA",
+     BLUE, (127,) * 3, 1),
+    ("RGBA WEBP", lambda: _bytes(_halves("RGBA", (0, 0, 255, 255), (0, 0, 0, 0)), "WEBP", lossless=True),
+     "RGBA", BLUE, WHITE, 0),
+    ("RGBA TIFF (premultiplied)", lambda: _associated_alpha(  # PIL opens it as RGBA, unpremultiplied
+        _bytes(_halves("RGBA", (0, 0, 255, 255), (0, 0, 100, 128)), "TIFF")), "RGBA",
+     BLUE, (127, 127, 227), 1),
+    ("RGBX TIFF", lambda: _bytes(_halves("RGBX", (10, 200, 30, 0), (200, 30, 10, 0)), "TIFF"), "RGB",
+     (10, 200, 30), (200, 30, 10), 0),
+    ("CMYK JPEG", lambda: _bytes(_halves("CMYK", (0, 255, 255, 0), (0, 0, 0, 128)), "JPEG", quality=95),
+     "CMYK", RED, (127,) * 3, 8),
+    ("CMYK TIFF", lambda: _bytes(_halves("CMYK", (255, 0, 0, 0), (0, 0, 0, 128)), "TIFF"), "CMYK",
+     (0, 255, 255), (127,) * 3, 1),
+    ("YCbCr TIFF", lambda: _bytes(_halves("YCbCr", (76, 84, 255), (128, 128, 128)), "TIFF"), "YCbCr",
+     RED, (128,) * 3, 3),
+    ("LAB TIFF", lambda: _bytes(_halves("LAB", _lab(53.24, 80.09, 67.20), _lab(50, 0, 0)), "TIFF"),
+     "LAB", RED, (119,) * 3, 12),  # the CIELAB of sRGB red; L* = 50 is sRGB grey 119
+]
+
+
+def _half_means(img: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The RGB of each half, [3] each, and assert each half is one colour."""
+    a = np.asarray(img).astype(int)
+    left, right = a[:, 8:_W // 2 - 8].reshape(-1, 3), a[:, _W // 2 + 8:-8].reshape(-1, 3)
+    assert np.ptp(left, axis=0).max() <= 2 and np.ptp(right, axis=0).max() <= 2
+    return left.mean(axis=0), right.mean(axis=0)
+
+
+@pytest.mark.parametrize("make, opened, left, right, tol", [c[1:] for c in MODE_FILES],
+                         ids=[c[0] for c in MODE_FILES])
+def test_every_decoded_mode_becomes_the_right_rgb(make, opened, left, right, tol):
+    data = make()
+    assert Image.open(io.BytesIO(data)).mode == opened  # the mode under test really is decoded
+    out = decode_image(data, RULES)
+    assert (out.mode, out.size, out.info) == ("RGB", (_W, _H), {})
+    got_left, got_right = _half_means(out)
+    assert np.abs(got_left - left).max() <= tol, got_left
+    assert np.abs(got_right - right).max() <= tol, got_right
+
+
+@pytest.mark.parametrize("img, left, right", [  # modes no PIL 13 decoder yields, built in memory
+    (_halves("RGBa", (255, 0, 0, 255), (0, 0, 0, 128)), RED, (127,) * 3),  # TIFF opens it as RGBA
+    (_halves("La", (255, 255), (0, 128)), WHITE, (127,) * 3),
+    (_halves("RGBX", (255, 0, 0, 0), (127, 127, 127, 0)), RED, (127,) * 3),  # TIFF, WEBP open RGB
+    (_halves("HSV", (0, 255, 255), (0, 0, 127)), RED, (127,) * 3),  # no format stores HSV
+    (_halves("I;16L", 65535, 32768), WHITE, (128,) * 3),  # a little-endian TIFF opens as I;16
+], ids=["RGBa", "La", "RGBX", "HSV", "I;16L"])
+def test_in_memory_modes_become_the_right_rgb(img, left, right):
+    out = normalise_to_rgb(img)
+    assert out.mode == "RGB"
+    got_left, got_right = _half_means(out)
+    assert np.abs(got_left - left).max() <= 1 and np.abs(got_right - right).max() <= 1
+
+
+# --- high-bit grey: every container of 16-bit data, full-range and dark gradients
+
+def _gradient(top: int) -> np.ndarray:
+    """[64, 128] uint16: each row climbs 0..top left to right (realistic 16-bit data)."""
+    return np.tile(np.linspace(0, top, _W).round().astype(np.uint16), (_H, 1))
+
+
+def _png16(samples: np.ndarray, colour_type: int) -> bytes:
+    """A 16-bit PNG (PIL writes only 16-bit grey): samples [h, w] or [h, w, channels]."""
+    h, w = samples.shape[:2]
+    raw = b"".join(b"\0" + samples[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+GREY16_FILES = {  # id: (file bytes of a [64, 128] uint16 array, mode PIL opens)
+    "PNG": (lambda v: _bytes(Image.fromarray(v)), "I;16"),
+    "hand-written PNG": (lambda v: _png16(v, 0), "I;16"),
+    "TIFF little-endian": (lambda v: _bytes(Image.fromarray(v), "TIFF"), "I;16"),
+    "TIFF big-endian": (lambda v: _bytes(Image.fromarray(v.astype(">u2")), "TIFF"), "I;16B"),
+    "TIFF LZW (libtiff)": (lambda v: _bytes(Image.fromarray(v), "TIFF", compression="tiff_lzw"), "I;16"),
+    "PGM": (lambda v: _bytes(Image.fromarray(v), "PPM"), "I"),  # maxval 65535
+    "TIFF 32-bit int": (lambda v: _bytes(Image.fromarray(v.astype(np.int32)), "TIFF"), "I"),
+    "TIFF 32-bit float": (lambda v: _bytes(Image.fromarray(v.astype(np.float32)), "TIFF"), "F"),
+    "TIFF float 0..1": (lambda v: _bytes(Image.fromarray((v / 65535).astype(np.float32)), "TIFF"), "F"),
+}
+
+
+@pytest.mark.parametrize("top", [65535, 4000], ids=["full", "dark"])
+@pytest.mark.parametrize("make, opened", GREY16_FILES.values(), ids=GREY16_FILES.keys())
+def test_16_bit_grey_maps_0_65535_onto_0_255_in_every_container(make, opened, top):
+    values = _gradient(top)
+    data = make(values)
+    assert Image.open(io.BytesIO(data)).mode == opened
+    out = np.asarray(decode_image(data, RULES)).astype(int)
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 0] == out[..., 2]).all()
+    grey = out[..., 0]
+    np.testing.assert_allclose(grey, np.rint(values * (255 / 65535)), atol=1)  # scaled, not clipped
+    assert (np.diff(grey, axis=1) >= 0).all()  # the gradient's order is kept
+    assert grey.max() == round(top * 255 / 65535)  # 255 / 16: not stretched, not saturated
+    assert len(np.unique(grey)) >= (_W if top == 65535 else 17)  # every column distinct; never flat
+    if top == 65535:
+        assert abs(int(grey[0, np.abs(values[0].astype(int) - 32768).argmin()]) - 128) <= 1  # mid-grey
+
+
+@pytest.mark.parametrize("container", ["PNG", "TIFF little-endian", "PGM"])
+def test_a_16_bit_file_with_every_value_under_256_stays_16_bit_data(container):
+    make, _ = GREY16_FILES[container]
+    out = np.asarray(decode_image(make(_gradient(200)), RULES))
+    assert out.max() == 1  # 200 / 65535 of white, as a viewer shows it; not re-read as 8-bit
+    # a 32-bit container declares no range: the same numbers are read as 8-bit data
+    as_int32 = decode_image(_bytes(Image.fromarray(_gradient(200).astype(np.int32)), "TIFF"), RULES)
+    assert np.asarray(as_int32).max() == 200
+
+
+def test_signed_16_bit_grey_reads_like_unsigned_and_stretches_only_negative_data():
+    def signed_tiff(values: np.ndarray) -> bytes:  # the same 16 bits, tagged SampleFormat 2 (int)
+        return _bytes(Image.fromarray(values.astype(np.uint16)), "TIFF", tiffinfo={339: 2})
+
+    dark = signed_tiff(_gradient(4000))
+    assert Image.open(io.BytesIO(dark)).mode == "I"
+    unsigned = decode_image(GREY16_FILES["TIFF little-endian"][0](_gradient(4000)), RULES)
+    assert np.array_equal(np.asarray(decode_image(dark, RULES)), np.asarray(unsigned))
+    below_zero = _gradient(4000).astype(np.int16) - 1000  # -1000..3000: no nominal range holds it
+    grey = np.asarray(decode_image(signed_tiff(below_zero), RULES))[..., 0].astype(int)
+    assert (grey.min(), grey.max()) == (0, 255) and (np.diff(grey, axis=1) >= 0).all()
+
+
+def test_16_bit_grey_trns_value_is_composited_on_white():
+    values = np.where(np.arange(_W) < _W // 2, _gradient(65535), 12345).astype(np.uint16)
+    out = np.asarray(decode_image(_bytes(Image.fromarray(values), transparency=12345), RULES))
+    assert (out[:, _W // 2:] == 255).all()
+    assert out[0, _W // 2 - 1, 0] == round(int(values[0, _W // 2 - 1]) * 255 / 65535)
+
+
+def test_16_bit_colour_and_grey_alpha_pngs_keep_their_top_byte():
+    grey = _gradient(65535)
+    colour = np.stack([grey, np.zeros_like(grey), np.full_like(grey, 32768)], -1)  # [h, w, 3]
+    rgb = decode_image(_png16(colour, 2), RULES)
+    np.testing.assert_allclose(np.asarray(rgb)[..., 0], grey * (255 / 65535), atol=1)
+    assert (np.asarray(rgb)[..., 2] == 128).all()
+    alpha = np.tile(np.where(np.arange(_W) < _W // 2, 65535, 0), (_H, 1)).astype(np.uint16)
+    data = _png16(np.stack([grey, alpha], -1), 4)
+    assert Image.open(io.BytesIO(data)).mode == "RGBA"  # PIL 13 opens 16-bit grey + alpha as RGBA
+    out = np.asarray(decode_image(data, RULES)).astype(int)
+    np.testing.assert_allclose(out[:, : _W // 2, 0], grey[:, : _W // 2] * (255 / 65535), atol=1)
+    assert (out[:, _W // 2:] == 255).all()
+
+
+def _textured_16_bit() -> np.ndarray:
+    """[128, 128] uint16 in 20000..65535: a product-like texture every value of which a plain
+    convert("RGB") clips to white (the reported quality 0.000)."""
+    yy, xx = np.mgrid[0:128, 0:128]
+    wave = (np.sin(xx / 3) * np.cos(yy / 5) + 1) / 2
+    noise = np.random.default_rng(0).normal(0, 800, wave.shape)
+    return np.clip(20000 + 44000 * wave + noise, 20000, 65535).astype(np.uint16)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "PPM"])
+def test_textured_16_bit_grey_passes_the_quality_threshold(fmt):
+    data = _bytes(Image.fromarray(_textured_16_bit()), fmt)
+    clipped = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert np.ptp(clipped) == 0  # the bug's input: PIL's own conversion saturates it to white
+    score = load_quality_scorer("heuristic")
+    assert score(decode_image(data, RULES))["quality"] >= RULES.min_quality
+    assert score(Image.open(io.BytesIO(data)))["quality"] >= RULES.min_quality  # undecoded too
 
 
 def test_exif_orientation_is_applied():
@@ -210,3 +386,78 @@ def test_encode_image_round_trips_and_names_a_bad_format():
 def test_rejection_pickles_with_reason_and_detail():
     rejected = pickle.loads(pickle.dumps(RejectedImage(Reason.IMAGE_TRUNCATED, "cut")))
     assert (rejected.reason, rejected.detail) == (Reason.IMAGE_TRUNCATED, "cut")
+
+
+# --- read_image_file: real files, refused without reading when they are not plain images
+
+def _refused(path, max_file_bytes: int = RULES.max_file_bytes) -> RejectedImage:
+    with pytest.raises(RejectedImage) as info:
+        read_image_file(path, max_file_bytes)
+    return info.value
+
+
+def test_read_image_file_returns_the_bytes_of_a_regular_file(tmp_path):
+    data = _bytes(_noise())
+    (tmp_path / "a.png").write_bytes(data)
+    assert read_image_file(tmp_path / "a.png", len(data)) == data  # exactly at the cap is kept
+
+
+def test_read_image_file_refuses_an_oversized_file_before_reading(tmp_path):
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as f:
+        f.truncate(10 * 10**9)  # 10 GB, sparse: takes no disk, but reading it would take minutes
+    tracemalloc.start()
+    try:
+        rejected = _refused(huge)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rejected.reason is Reason.IMAGE_TOO_LARGE_FILE
+    assert "10000000000 bytes > max_file_bytes 20000000" in rejected.detail
+    assert peak < 1_000_000, f"peak {peak} bytes: the file was read"
+
+
+def test_read_image_file_refuses_a_file_that_grows_after_the_stat(tmp_path, monkeypatch):
+    path = tmp_path / "growing.png"
+    path.write_bytes(b"x" * 100)
+    real_fstat = os.fstat
+
+    def fstat_then_grow(fd):  # the writer appends right after the size was checked
+        st = real_fstat(fd)
+        with open(path, "ab") as f:
+            f.write(b"y" * 100)
+        return st
+
+    monkeypatch.setattr(os, "fstat", fstat_then_grow)
+    rejected = _refused(path, 150)
+    assert rejected.reason is Reason.IMAGE_TOO_LARGE_FILE and "grew" in rejected.detail
+
+
+@pytest.mark.timeout(10)
+def test_read_image_file_refuses_a_fifo_at_once(tmp_path):
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)  # no writer: a blocking open or read would wait forever
+    started = time.monotonic()
+    rejected = _refused(fifo)
+    assert time.monotonic() - started < 1.0
+    assert rejected.reason is Reason.IMAGE_MISSING and "a FIFO" in rejected.detail
+
+
+def test_read_image_file_refuses_a_directory_a_symlink_and_a_missing_file(tmp_path):
+    (tmp_path / "dir.png").mkdir()
+    real = tmp_path / "real.png"
+    real.write_bytes(_bytes(_noise()))
+    (tmp_path / "link.png").symlink_to(real)
+    for name, evidence in (("dir.png", "a directory"), ("link.png", "ELOOP"), ("gone.png", "ENOENT")):
+        rejected = _refused(tmp_path / name)
+        assert rejected.reason is Reason.IMAGE_MISSING, name
+        assert evidence in rejected.detail, rejected.detail
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_read_image_file_refuses_an_unreadable_file(tmp_path):
+    locked = tmp_path / "locked.png"
+    locked.write_bytes(_bytes(_noise()))
+    locked.chmod(0)
+    rejected = _refused(locked)
+    assert rejected.reason is Reason.IMAGE_MISSING and "EACCES" in rejected.detail

@@ -1,15 +1,26 @@
 """Image + surrounding text from crawled pages: each layout, the discarded page text, page
-encodings, and the reasons for pages and images that yield no pair."""
+encodings (WHATWG labels; hostile ones ignored), the reasons for pages and images that yield no
+pair, and galleries of thousands of images."""
 
 from __future__ import annotations
 
+import encodings.aliases
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from m6_pipeline.corpus.config import PairText
+from m6_pipeline.corpus.html_encoding import decode_html
 from m6_pipeline.corpus.reasons import Reason
-from m6_pipeline.corpus.webpage_pairs import PageImage, decode_html, extract_page_pairs
+from m6_pipeline.corpus.webpage_pairs import (
+    ImageAncestry,
+    PageImage,
+    extract_page_pairs,
+    visible_text,
+)
 
 PAIR_TEXT = PairText()
 DESCRIPTION = "这款红色连衣裙采用纯棉面料，夏天穿着清爽透气。"
@@ -181,3 +192,189 @@ def test_lazy_loaded_src_and_missing_src(raw: Path):
 def test_extraction_is_deterministic(raw: Path):
     body = f'<figure><img src="images/a.png"><figcaption>{DESCRIPTION}</figcaption></figure>'
     assert _extract(raw, body) == _extract(raw, body)
+
+
+# -- charset labels: only WHATWG text encodings; anything else is ignored, never raised --------
+
+FIGURE = f'<figure><img src="images/a.png"><figcaption>{DESCRIPTION}</figcaption></figure>'
+# codecs.lookup knows these, but they are no text encodings: bytes.decode raises LookupError or
+# UnicodeError (not UnicodeDecodeError) for them; plus an unknown label and "replacement" ones
+HOSTILE_LABELS = ("rot13", "base64", "undefined", "zlib", "hex", "bz2", "uu", "quopri", "utf-7",
+                  "punycode", "unicode_escape", "no-such-charset", "iso-2022-kr", "hz-gb-2312")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+@pytest.mark.parametrize("label", HOSTILE_LABELS)
+def test_hostile_charset_label_is_ignored(raw: Path, label: str, encoding: str):
+    images = _extract(raw, FIGURE, encoding=encoding, charset=label)
+    assert [(im.text, im.reason) for im in images] == [(DESCRIPTION, None)]
+
+
+@pytest.mark.parametrize("label", HOSTILE_LABELS)
+def test_hostile_label_on_undecodable_bytes_is_one_unparseable_record(raw: Path, label: str):
+    path = raw / "html/shop/broken.html"
+    path.write_bytes(f'<html><head><meta charset="{label}"></head><body>'.encode()
+                     + b"\x80\x80\xff<img src='images/a.png'></body></html>")
+    images = extract_page_pairs(path.read_bytes(), path, raw, PAIR_TEXT)
+    assert [(im.id, im.reason) for im in images] == [("html/shop/broken.html#page", Reason.PAGE_UNPARSEABLE)]
+    assert f"charset {label!r} ignored" in images[0].detail
+
+
+# every name Python's codecs answer to, text encoding or not: a <meta> may carry any of them
+PYTHON_CODEC_NAMES = sorted(set(encodings.aliases.aliases) | set(encodings.aliases.aliases.values()))
+
+
+def test_decode_html_never_raises_on_any_python_codec_label():
+    raised = {}
+    for label in PYTHON_CODEC_NAMES:
+        head = f'<html><head><meta charset="{label}"></head><body>'.encode()
+        for body in (DESCRIPTION.encode("utf-8"), DESCRIPTION.encode("gbk"), b"\x80\x80\xff\x00\xfe"):
+            try:
+                decode_html(head + body)
+            except Exception as exc:  # noqa: BLE001 - the test is that nothing escapes
+                raised[label] = repr(exc)
+    assert not raised
+
+
+@settings(max_examples=200, deadline=None)
+@given(label=st.from_regex(r"[A-Za-z0-9_.:\-]{1,24}", fullmatch=True), body=st.binary(max_size=300),
+       http_equiv=st.booleans())
+def test_any_label_and_bytes_never_raise(label: str, body: bytes, http_equiv: bool):
+    meta = (f'<meta http-equiv="Content-Type" content="text/html; charset={label}">' if http_equiv
+            else f"<meta charset={label}>")
+    data = f"<html><head>{meta}</head><body>".encode() + body + b"<img src='a.png'></body></html>"
+    images = extract_page_pairs(data, Path("/nonexistent/raw/html/p.html"), Path("/nonexistent/raw"),
+                                PAIR_TEXT)
+    assert images and all(isinstance(im, PageImage) for im in images)
+
+
+WINDOWS_1252_TEXT = "Café – “naïve” price €5"  # – “ ” € are windows-1252 bytes, invalid as UTF-8
+
+
+@pytest.mark.parametrize(("label", "text", "encoding"), [
+    ("gb2312", DESCRIPTION, "gbk"),
+    ("GB_2312-80", DESCRIPTION, "gbk"),
+    ("x-gbk", DESCRIPTION, "gbk"),
+    ("gb18030", "𠀀" + DESCRIPTION, "gb18030"),  # a four-byte GB18030 character
+    ("latin1", WINDOWS_1252_TEXT, "cp1252"),
+    ("ISO-8859-1", WINDOWS_1252_TEXT, "cp1252"),
+    ("us-ascii", WINDOWS_1252_TEXT, "cp1252"),
+    ("big5", "這款紅色連衣裙採用純棉面料", "big5"),
+    ("shift_jis", "夏の新作ワンピース", "cp932"),
+    ("euc-kr", "여름 신상품 원피스", "euc_kr"),
+    ("koi8-r", "Летнее платье", "koi8_r"),
+    ("windows-1251", "Летнее платье", "cp1251"),
+    ("utf-16", DESCRIPTION, "utf-8"),  # a UTF-16 label in an ASCII-readable <meta> means UTF-8
+])
+def test_whatwg_label_decodes_its_encoding(raw: Path, label: str, text: str, encoding: str):
+    path = raw / "html/shop/labelled.html"
+    path.write_bytes(f'<html><head><meta charset="{label}"></head><body><figure><img src="images/a.png">'
+                     f"<figcaption>{text}</figcaption></figure></body></html>".encode(encoding))
+    images = extract_page_pairs(path.read_bytes(), path, raw, PAIR_TEXT)
+    assert [(im.text, im.reason) for im in images] == [(text, None)]
+
+
+def test_http_equiv_content_type_charset(raw: Path):
+    path = raw / "html/shop/legacy.html"
+    path.write_bytes(('<html><head><meta http-equiv="Content-Type" content="text/html; charset=big5">'
+                      '</head><body><figure><img src="images/a.png"><figcaption>這款紅色連衣裙'
+                      "</figcaption></figure></body></html>").encode("big5"))
+    images = extract_page_pairs(path.read_bytes(), path, raw, PAIR_TEXT)
+    assert [im.text for im in images] == ["這款紅色連衣裙"]  # as GB18030 these bytes read otherwise
+
+
+def test_windows_1252_bytes_python_leaves_undefined_decode_as_browsers_do():
+    text, encoding = decode_html(b'<meta charset="latin1"><p>\x81\x8d\x80</p>')
+    assert (encoding, text) == ("cp1252", '<meta charset="latin1"><p>\x81\x8d€</p>')
+
+
+# -- thousands of images: one pass over the page, results as for each image alone ------------
+
+BLOCKS = (  # each resolves its images' text inside itself, so it reads the same alone or in a page
+    '<div class="goods"><a href="/item"><img src="images/a.png" alt="款{k}"></a><p>{d}</p></div>',
+    '<figure><img src="images/b.png"><figcaption>第{k}号：{d}</figcaption></figure>',
+    '<div class="gallery"><img src="images/c.png"><img src="images/c.png"></div>',  # no text
+    '<figure><img src="images/a.png"><img src="images/b.png"><figcaption>图集{k}</figcaption></figure>',
+    '<ul><li><span class="pic"><img data-src="images/c.png"></span><em>帽子{k}</em></li></ul>',
+)
+
+
+def _records(images: list[PageImage]) -> list[tuple]:
+    return [(im.image_ref, im.text, im.reason, im.detail) for im in images]
+
+
+def test_page_of_3000_images_reads_each_block_as_alone(raw: Path):
+    blocks = []
+    while sum(block.count("<img") for block in blocks) < 3000:
+        blocks.append(BLOCKS[len(blocks) % len(BLOCKS)].format(k=len(blocks), d=DESCRIPTION))
+    images = _extract(raw, "<main>" + "".join(blocks) + "</main>", name="html/shop/big.html")
+    expected = [r for block in blocks for r in _records(_extract(raw, block, name="html/shop/one.html"))]
+    assert len(images) == len(expected) == 3000
+    assert [im.id for im in images] == [f"html/shop/big.html#img{k}" for k in range(3000)]
+    assert _records(images) == expected
+
+
+def test_gallery_of_3000_bare_images_keeps_each_alt_only(raw: Path):
+    imgs = "".join(f'<img src="images/a.png" alt="图{k}">' for k in range(3000))
+    images = _extract(raw, f'<div class="gallery">{imgs}</div><p>{DESCRIPTION}</p>')
+    assert [im.text for im in images] == [f"图{k}" for k in range(3000)]  # never a neighbour's text
+
+
+def test_figure_of_3000_images_gives_each_the_caption(raw: Path):
+    imgs = '<img src="images/b.png">' * 3000
+    images = _extract(raw, f"<figure>{imgs}<figcaption>{DESCRIPTION}</figcaption></figure>")
+    assert [im.id for im in images] == [f"html/shop/page_0001.html#img{k}" for k in range(3000)]
+    assert {(im.text, im.reason) for im in images} == {(DESCRIPTION, None)}
+
+
+def test_image_deep_in_nested_wrappers(raw: Path):
+    depth = 3000  # deeper than Python's recursion limit: every walk up the tree is a loop
+    body = "<div>" * depth + '<img src="images/a.png"><p>' + DESCRIPTION + "</p>" + "</div>" * depth
+    images = _extract(raw, "<nav>菜单</nav>" + body * 5)
+    assert [(im.text, im.reason) for im in images] == [(DESCRIPTION, None)] * 5
+
+
+# ImageAncestry against asking each node directly, as extraction did before it (quadratic)
+_TREE_TAGS = ("div", "span", "a", "p", "li", "section", "figure", "figcaption", "nav", "header",
+              "footer", "main")
+_LEAVES = st.sampled_from(['<img src="images/a.png">', '<img src="images/b.png" alt="乙">', "短",
+                           DESCRIPTION, ""])
+_HTML_TREES = st.recursive(_LEAVES, lambda children: st.builds(
+    lambda tag, inner: f"<{tag}>{''.join(inner)}</{tag}>", st.sampled_from(_TREE_TAGS),
+    st.lists(children, max_size=4)), max_leaves=40)
+
+
+def _direct_image_count(node: LexborNode) -> int:
+    if node.tag == "img":
+        return 1
+    return len(node.css("img")) if node.is_element_node else 0
+
+
+def _direct_chrome(img: LexborNode) -> str | None:
+    node = img.parent
+    while node is not None and node.tag not in ("nav", "header", "footer"):
+        node = node.parent
+    return None if node is None else node.tag
+
+
+def _direct_caption(img: LexborNode) -> str:
+    node = img.parent
+    while node is not None and node.tag not in ("body", "html", "main", "-document"):
+        if node.tag == "figure":
+            caption = next((c for c in node.iter() if c.tag == "figcaption"), None)
+            return visible_text(caption) if caption is not None else ""
+        node = node.parent
+    return ""
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=_HTML_TREES)
+def test_image_ancestry_matches_asking_each_node(body: str):
+    tree = LexborHTMLParser(_page(body))
+    images = tree.css("img")
+    ancestry = ImageAncestry(images)
+    for node in tree.root.traverse(include_text=True):
+        assert ancestry.image_count(node) == min(2, _direct_image_count(node)), node.html
+    for img in images:
+        assert ancestry.chrome_ancestor(img) == _direct_chrome(img)
+        assert ancestry.figure_caption(img) == _direct_caption(img)

@@ -22,6 +22,8 @@ from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from m6_pipeline.corpus.images import normalise_to_rgb
+
 _WORKING_SIDE = 512  # longest side the heuristic looks at: sharpness depends on scale
 # Saturation scales of the three components, calibrated on synthetic drawings, blurred and
 # faint images, and the catalogue renders: a component at its scale gates to 1 - 1/e = 0.63.
@@ -48,9 +50,12 @@ def heuristic_quality(img: Image.Image) -> QualityScores:
     "quality": product of the gates (1 - exp(-component / scale)) ** exponent}. A product so one
     failing component (flat, washed out, or blurred) pulls the whole score down; contrast has
     the largest exponent because faint noise can look "sharp" to the Laplacian.
+    `img` is decode_image's RGB; any other mode is normalised the same way first.
     Calibration (128 px): uniform 0.00, +-3 grey noise 0.07, drawing on white 0.97, Gaussian
     blur r=2 / r=8 of it 0.31 / 0.12, catalogue product renders 0.57..0.98 (median 0.86).
     """
+    if img.mode not in ("RGB", "L"):  # e.g. 16-bit grey straight from Image.open: a plain
+        img = normalise_to_rgb(img)  # convert("L") clips it to white and scores 0.000
     grey = img.convert("L")
     if max(grey.size) > _WORKING_SIDE:
         grey = grey.copy()

@@ -3,31 +3,53 @@
 The raw corpus is crawled data, so every image is hostile until decoded: the checks run in
 order of cost, and the pixel count is read from the header *before* any pixel is decoded, so a
 decompression bomb (a tiny file declaring 10^10 pixels) is rejected without allocating.
+`read_image_file` reads the file itself: a FIFO, directory or symlink is refused unread, and the
+size cap is checked on the open descriptor before the first byte is read.
 
 Order of checks (the first that fails names the Reason):
     empty file -> file bytes > max_file_bytes -> header unreadable -> declared pixels >
     max_pixels (or PIL's own bomb guard) -> declared pixels < min_pixels (§2.3: at least 5000)
     -> pixel data truncated/corrupt on `.load()` -> colour mode without an RGB conversion.
 
-Normalisation: EXIF orientation applied; 1/L/I;16/I/F scaled to 8-bit grey (16-bit data is
-scaled by 255/65535, never clipped); P with transparency, LA, RGBA, PA go through RGBA and are
-composited onto white (product photos are shown on white; black would invent dark borders);
-CMYK/YCbCr/HSV converted by PIL; animated images keep their first frame. Metadata (ICC, EXIF)
-is dropped: the pixels are re-encoded as plain sRGB-assumed RGB.
+Normalisation: EXIF orientation applied; P with transparency, LA, La, RGBA, RGBa, PA, and
+L/RGB/16-bit grey with a tRNS colour are composited onto white (product photos are shown on
+white; black would invent dark borders); CMYK, YCbCr, LAB, HSV, RGBX converted by PIL;
+animated images keep their first frame. Metadata (ICC, EXIF) is dropped: the pixels are
+re-encoded as plain sRGB-assumed RGB.
+
+High-bit grey (modes I;16*, I, F) is mapped linearly onto 0..255, never clipped, never
+stretched to its own min..max when the file says what its samples mean:
+- Unsigned samples whose depth the file declares map their full range: v * 255 / (2^bits - 1).
+  The depth comes from the decoder's raw mode, read from the header before the pixels are
+  decoded: 16-bit PNG (opened as I;16), 16-bit TIFF (I;16, I;16B), 16-bit PGM (opened as I,
+  scaled by PIL to 0..65535), 12-bit TIFF (0..4095). A dark 16-bit file stays dark: values
+  0..4000 become 0..16 and values all <= 255 become 0..1 (that is what a viewer shows; the
+  quality score then judges it), never re-read as 8-bit data.
+- Containers that do not declare a display range (32-bit integer I, signed 16-bit I, 32-bit
+  float F) take the smallest nominal range holding every value: 0..1 (F only), 0..255,
+  0..65535; so the same numbers give the same grey in any container. Only data outside all
+  three (negative, or above 65535) is stretched from its min..max. NaN and inf count as 0.
+  Known limit: HDR floats just above 1.0 fall in the 0..255 range and come out dark.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from m6_pipeline.corpus.config import ImageRules
+from m6_pipeline.corpus.raw_files import RefusedFile, errno_text, open_regular
 from m6_pipeline.corpus.reasons import Reason, RecordRejected
 
 _HIGH_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+# decoder raw mode of unsigned grey samples -> the top of the range the file declares
+_DECLARED_GREY_TOP = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0,
+                      "I;16R": 65535.0, "I;12": 4095.0}
+_PPM_DECODERS = ("ppm", "ppm_plain")  # they rescale a PGM maxval > 255 to 0..65535 (mode I)
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _TRUNCATION_WORDS = ("truncat", "broken data stream", "unexpected end", "premature end")
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "PNG": {"compress_level": 6}}
@@ -63,8 +85,9 @@ def decode_image(data: bytes, rules: ImageRules) -> Image.Image:
         if pixels < rules.min_pixels:
             raise RejectedImage(Reason.IMAGE_TOO_SMALL,
                                 f"{width}x{height} = {pixels} pixels < min_pixels {rules.min_pixels}")
+        grey_top = _declared_grey_top(img)  # before .load(), which forgets the raw mode
         _load_pixels(img)
-    return normalise_to_rgb(img)
+    return normalise_to_rgb(img, grey_top)
 
 
 def _open_header(data: bytes) -> Image.Image:
@@ -97,22 +120,46 @@ def _decoder_failure(exc: Exception, stage: str) -> RejectedImage:
     return RejectedImage(Reason.IMAGE_NOT_DECODABLE, f"{stage} not decodable ({message})")
 
 
-def normalise_to_rgb(img: Image.Image) -> Image.Image:
-    """A loaded image of any PIL mode -> a new upright 8-bit RGB image with no metadata."""
+def normalise_to_rgb(img: Image.Image, grey_top: float | None = None) -> Image.Image:
+    """A loaded image of any PIL mode -> a new upright 8-bit RGB image with no metadata.
+
+    grey_top: the largest sample value the file declares for unsigned high-bit grey (65535 for
+    16-bit, 4095 for 12-bit; see the module docstring), as `decode_image` reads it before
+    decoding; None: the mode's own (I;16*: 65535) or, for I and F, the nominal-range rule.
+    """
+    if grey_top is None:
+        grey_top = _declared_grey_top(img)  # still known if `img` was not loaded yet
     img = _upright(img)
     if img.mode in _HIGH_BIT_GREY:
-        img = _to_8bit_grey(img)
+        img = _to_8bit_grey(img, grey_top)
     elif img.mode == "1":
         img = img.convert("L")
     if _has_alpha(img):
         img = _composite_on_white(img)
     try:
         out = img.convert("RGB")  # RGB -> RGB is a copy: detaches from the file buffer
-    except ValueError as exc:  # e.g. LAB: PIL has no conversion without a colour profile
+    except ValueError as exc:  # a mode PIL cannot convert (none that PIL 13 decodes)
         raise RejectedImage(Reason.IMAGE_NOT_DECODABLE,
                             f"colour mode {img.mode} has no RGB conversion ({exc})") from None
     out.info = {}
     return out
+
+
+def _declared_grey_top(img: Image.Image) -> float | None:
+    """The top of the unsigned sample range the file declares for high-bit grey, or None.
+
+    Read from the decoder's raw mode in `img.tile`, which `.load()` empties: a 16-bit PNG says
+    "I;16B" whatever mode PIL opens it as, a 16-bit PGM opens as I with the raw mode "I;16B"
+    (maxval 65535) or through PIL's PPM decoder (which rescales to 0..65535).
+    """
+    tiles = getattr(img, "tile", None)  # only files opened by PIL have tiles
+    if img.mode not in _HIGH_BIT_GREY or not tiles:
+        return None
+    tile = tiles[0]
+    if tile.codec_name in _PPM_DECODERS and img.mode == "I":
+        return 65535.0
+    rawmode = tile.args[0] if isinstance(tile.args, tuple) and tile.args else tile.args
+    return _DECLARED_GREY_TOP.get(rawmode) if isinstance(rawmode, str) else None
 
 
 def _upright(img: Image.Image) -> Image.Image:
@@ -139,26 +186,66 @@ def _composite_on_white(img: Image.Image) -> Image.Image:
     return white
 
 
-def _to_8bit_grey(img: Image.Image) -> Image.Image:
-    """16/32-bit integer or float grey -> 8-bit L, scaled (never clipped).
+def _to_8bit_grey(img: Image.Image, grey_top: float | None) -> Image.Image:
+    """16/32-bit integer or float grey -> 8-bit L, mapped linearly onto 0..255 (never clipped).
 
-    I;16*: v * 255 / 65535. I: values already in 0..255 kept, in 0..65535 scaled as 16-bit,
-    otherwise stretched min..max. F: 0..1 scaled by 255, 0..255 kept, otherwise stretched.
+    The range mapped is 0..grey_top when the file declares it, 0..65535 for I;16* otherwise,
+    else the smallest of 0..1 (F only), 0..255, 0..65535 that holds every value, else the
+    image's min..max (see the module docstring). A 16-bit tRNS grey value becomes white.
     """
-    values = np.asarray(img).astype(np.float64)
+    values = np.asarray(img).astype(np.float64)  # [height, width]
     values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    if grey_top is None and img.mode.startswith("I;16"):
+        grey_top = 65535.0
+    lo, hi = (0.0, grey_top) if grey_top is not None else _nominal_range(values, img.mode == "F")
+    scaled = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
+    grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    transparent = img.info.get("transparency")
+    if isinstance(transparent, int) and not isinstance(transparent, bool):
+        grey[np.asarray(img) == transparent] = 255  # composited onto white, as for 8-bit modes
+    return Image.fromarray(grey)  # 2-D uint8: L
+
+
+def _nominal_range(values: np.ndarray, is_float: bool) -> tuple[float, float]:
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
-    if img.mode.startswith("I;16"):
-        scaled = values * (255.0 / 65535.0)
-    elif lo >= 0 and hi <= (1.0 if img.mode == "F" else 255.0):
-        scaled = values * (255.0 if img.mode == "F" else 1.0)
-    elif img.mode == "F" and lo >= 0 and hi <= 255.0:
-        scaled = values
-    elif img.mode == "I" and lo >= 0 and hi <= 65535.0:
-        scaled = values * (255.0 / 65535.0)
-    else:
-        scaled = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
-    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))  # 2-D uint8: L
+    if lo >= 0.0:
+        for top in ((1.0,) if is_float else ()) + (255.0, 65535.0):
+            if hi <= top:
+                return 0.0, top
+    return lo, hi
+
+
+def read_image_file(path: Path, max_file_bytes: int) -> bytes:
+    """The bytes of the image file at `path`, refused unread when it is not a regular file or
+    is larger than `max_file_bytes`.
+
+    Opened with O_NOFOLLOW | O_NONBLOCK and checked with fstat on the open descriptor: a
+    symlink is refused (ELOOP) rather than followed, a FIFO opens at once and is refused before
+    any read (a read could block forever), and the size cap is checked before the first byte is
+    read (a 10 GB file costs nothing). At most max_file_bytes + 1 bytes are read, so a file
+    that grew after the fstat is refused too. Raises RejectedImage: IMAGE_MISSING (cannot be
+    opened or read: the errno name; or not a regular file: its kind), IMAGE_TOO_LARGE_FILE.
+    The detail does not repeat the path: the caller names the file.
+    """
+    try:
+        f, size = open_regular(path)
+    except RefusedFile as refused:
+        raise RejectedImage(Reason.IMAGE_MISSING, f"{refused.detail}; not read") from None
+    with f:
+        if size > max_file_bytes:
+            raise _too_large(f"{size} bytes > max_file_bytes {max_file_bytes}; not read")
+        try:
+            data = f.read(max_file_bytes + 1)
+        except OSError as exc:  # EIO and the like while reading
+            raise RejectedImage(Reason.IMAGE_MISSING, f"read failed ({errno_text(exc)})") from None
+    if len(data) > max_file_bytes:
+        raise _too_large(f"grew past max_file_bytes {max_file_bytes} after its size was checked")
+    return data
+
+
+def _too_large(found: str) -> RejectedImage:
+    return RejectedImage(Reason.IMAGE_TOO_LARGE_FILE,
+                         f"{found} (raise image_rules.max_file_bytes to keep such files)")
 
 
 def encode_image(img: Image.Image, fmt: str = "PNG") -> bytes:

@@ -24,12 +24,13 @@ from m6_pipeline.corpus.image_quality import (
     near_duplicate_representatives,
     perceptual_hash,
 )
-from m6_pipeline.corpus.images import RejectedImage, decode_image, encode_image
+from m6_pipeline.corpus.images import RejectedImage, decode_image, encode_image, read_image_file
+from m6_pipeline.corpus.raw_files import RefusedFile, list_raw_files, open_regular
 from m6_pipeline.corpus.raw_text import FileChunk, batch_rows, parse_chunk, plan_chunks
-from m6_pipeline.corpus.reasons import Reason
+from m6_pipeline.corpus.reasons import CorpusInputError, Reason, RecordRejected
 from m6_pipeline.corpus.text_filters import LexiconMatcher, load_lexicon
 from m6_pipeline.corpus.text_normalise import normalise_text
-from m6_pipeline.corpus.webpage_pairs import extract_page_pairs
+from m6_pipeline.corpus.webpage_pairs import extract_page_pairs, page_source
 
 _HTML_ORDER_BASE = 1 << 20  # page files are numbered after the pairs files in corpus order
 
@@ -51,12 +52,16 @@ ROUTED_PAIRS_COLUMNS = CLEAN_PAIRS_COLUMNS + ["reason", "detail"]
 class PageFile:
     path: str
     file_index: int
+    relative: str = ""  # under raw, as listed (the id of a refused page)
+    reason: str | None = None  # refused before reading (raw_files)
+    detail: str | None = None
 
 
 def plan_units(raw_dir: Path) -> tuple[list[FileChunk], list[PageFile]]:
     raw_dir = Path(raw_dir)
     chunks = plan_chunks(raw_dir, subdir="pairs", chunk_bytes=1 << 20)
-    pages = [PageFile(str(p), i) for i, p in enumerate(sorted((raw_dir / "html").rglob("*.htm*")))]
+    pages = [PageFile(f.path, i, f.relative, f.reason, f.detail)
+             for i, f in enumerate(list_raw_files(raw_dir, "html", (".htm", ".html")))]
     return chunks, pages
 
 
@@ -85,14 +90,19 @@ class PairAnnotator:
 
     def __call__(self, units: dict[str, np.ndarray]):
         for unit in batch_rows(units):
-            candidates = self._jsonl(unit) if unit["kind"] == "jsonl" else self._page(unit)
-            yield self._annotate(candidates)
+            try:
+                table = self._annotate(self._jsonl(unit) if unit["kind"] == "jsonl" else self._page(unit))
+            except Exception as error:  # noqa: BLE001 - the error policy of reasons.CorpusInputError
+                where = (f"{unit['relative']} (bytes {unit['start']}-{unit['end']})" if unit["kind"] == "jsonl"
+                         else unit["relative"])
+                raise CorpusInputError(where, error) from error
+            yield table
 
     def _jsonl(self, unit: dict) -> list[_Candidate]:
         fields = FileChunk.__dataclass_fields__
-        chunk = FileChunk(**{k: unit[k] for k in fields})
-        table = parse_chunk(chunk, extra=("image",))
-        referrer = Path(chunk.path).parent
+        chunk = FileChunk(**{k: (unit[k] or None) if k in ("reason", "detail") else unit[k] for k in fields})
+        table = parse_chunk(chunk, extra=("image",), max_line_bytes=self.cfg.raw_limits.max_line_bytes)
+        referrer = (self.raw_root / chunk.relative).parent  # where the file is listed, as for pages
         out = []
         for row in table.to_pylist():
             reason, detail, path = row["reason"], row["detail"], None
@@ -108,14 +118,37 @@ class PairAnnotator:
         return out
 
     def _page(self, unit: dict) -> list[_Candidate]:
-        page_path = Path(unit["path"])
-        relative = page_path.relative_to(self.raw_root) if page_path.is_relative_to(self.raw_root) \
-            else Path(page_path.name)
-        images = extract_page_pairs(page_path.read_bytes(), page_path, self.raw_root, self.cfg.pair_text)
+        page_path, relative = Path(unit["path"]), unit["relative"]
         order_base = (_HTML_ORDER_BASE + unit["file_index"]) << 32
-        return [_Candidate(im.id, im.source, relative.as_posix(), im.text, im.image_ref, im.image_path,
+        reason, detail = unit["reason"] or None, unit["detail"] or None
+        if reason is None:
+            try:
+                data = self._page_bytes(page_path, relative)
+            except RecordRejected as refused:
+                reason, detail = str(refused.reason), refused.detail
+        if reason is not None:  # one record for the refused page, as for a page without images
+            return [_Candidate(f"{relative}#page", page_source(relative), relative, None, None, None,
+                               order_base, reason, detail)]
+        # the page's own (listed) location: a symlinked page resolves images from where it appears
+        listed = self.raw_root / relative
+        images = extract_page_pairs(data, listed, self.raw_root, self.cfg.pair_text)
+        return [_Candidate(im.id, im.source, relative, im.text, im.image_ref, im.image_path,
                            order_base + k, None if im.reason is None else str(im.reason), im.detail)
                 for k, im in enumerate(images)]
+
+    def _page_bytes(self, path: Path, relative: str) -> bytes:
+        """The page's bytes, refused unread above raw_limits.max_page_bytes."""
+        cap = self.cfg.raw_limits.max_page_bytes
+        try:
+            f, size = open_regular(path)
+            with f:
+                data = f.read(cap + 1) if size <= cap else b""
+        except RefusedFile as refused:
+            raise RecordRejected(refused.reason, f"{relative}: {refused.detail}") from None
+        if size > cap or len(data) > cap:
+            raise RecordRejected(Reason.PAGE_TOO_LARGE, f"{relative}: {max(size, len(data))} bytes > "
+                                 f"raw_limits.max_page_bytes {cap}; not read")
+        return data
 
     def _annotate(self, candidates: list[_Candidate]) -> pa.Table:
         rules, pair_text = self.cfg.image_rules, self.cfg.pair_text
@@ -151,12 +184,9 @@ class PairAnnotator:
         fields = dict(image=None, width=None, height=None, pixels=None, quality=None,
                       sharpness=None, contrast=None, entropy=None, phash=None)
         try:
-            data = path.read_bytes()
-            img = decode_image(data, rules)
+            img = decode_image(read_image_file(path, rules.max_file_bytes), rules)
         except RejectedImage as rejected:
             return str(rejected.reason), f"{path.name}: {rejected.detail}", fields
-        except OSError as exc:  # vanished or unreadable between planning and reading
-            return str(Reason.IMAGE_MISSING), f"{path.name}: {exc}", fields
         scores = self.score_quality(img)  # {"quality", and for the heuristic its components}
         quality = scores["quality"]
         fields.update(width=img.width, height=img.height, pixels=img.width * img.height, quality=quality,
@@ -181,13 +211,13 @@ def annotate_pairs(raw_dir: Path, cfg: CorpusConfig):
 
     chunks, pages = plan_units(raw_dir)
     units = [{"kind": "jsonl", **asdict(c)} for c in chunks]
-    # pages are grouped so each Ray task parses a few dozen of them
-    page_units = [{"kind": "page", "path": p.path, "file_index": p.file_index} for p in pages]
     if not units and not page_units:
         raise FileNotFoundError(f"no pair sources: expected {raw_dir}/pairs/**/*.jsonl or {raw_dir}/html/**/*.html")
+    page_units = [{"kind": "page", **asdict(p)} for p in pages]
     keys = sorted({k for u in units + page_units for k in u})
-    rows = [{k: u.get(k, "" if k in ("relative", "source", "path") else -1) for k in keys}
-            for u in units + page_units]
+    # one column type per key across both kinds of unit: strings default to "", numbers to -1
+    text_keys = {"relative", "source", "path", "reason", "detail"}
+    rows = [{k: (u.get(k) or "") if k in text_keys else u.get(k, -1) for k in keys} for u in units + page_units]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * cfg.num_workers)))
     return ds.map_batches(annotate_pair_units, batch_size=8, batch_format="numpy",
                           compute=ray.data.TaskPoolStrategy(size=cfg.num_workers),
@@ -195,7 +225,8 @@ def annotate_pairs(raw_dir: Path, cfg: CorpusConfig):
 
 
 def find_image_duplicates(batches, max_distance: int) -> pa.Table:
-    """Perceptual-hash near-duplicates among kept pairs; the first in corpus order stays."""
+    """Among kept pairs, in corpus order: a reused id (the first record with it stays), then
+    perceptual-hash near-duplicates among the rest (the first in corpus order stays)."""
     orders, ids, hashes = [], [], []
     for batch in batches:
         kept = batch.filter(pc.is_null(batch.column("reason")))
@@ -204,15 +235,26 @@ def find_image_duplicates(batches, max_distance: int) -> pa.Table:
         hashes.append(kept.column("phash").to_numpy())
     order = np.concatenate(orders) if orders else np.zeros(0, np.int64)
     hashes = np.concatenate(hashes).astype(np.uint64) if hashes else np.zeros(0, np.uint64)
-    sort = np.argsort(order)
+    sort = np.argsort(order, kind="stable")
     order, hashes, ids = order[sort], hashes[sort], [ids[i] for i in sort]
-    rep = near_duplicate_representatives(hashes, max_distance)
-    dup = np.flatnonzero(rep != np.arange(len(rep)))
+
+    first_with_id: dict[str, int] = {}
+    reused = np.zeros(len(order), bool)
+    for i, record_id in enumerate(ids):
+        if first_with_id.setdefault(record_id, i) != i:
+            reused[i] = True
+    rest = np.flatnonzero(~reused)
+    rep = near_duplicate_representatives(hashes[rest], max_distance)
+    near = np.flatnonzero(rep != np.arange(len(rep)))
+    reused_rows = np.flatnonzero(reused)
+    details = ([f"id already used by an earlier pair (order {order[first_with_id[ids[i]]]})" for i in reused_rows]
+               + [f"image near-duplicate of {ids[rest[rep[i]]]}" for i in near])
     return pa.table({
-        "order": pa.array(order[dup], pa.int64()),
-        "reason": pa.array([str(Reason.IMAGE_NEAR_DUPLICATE)] * len(dup), pa.large_string()),
-        "detail": pa.array([f"image near-duplicate of {ids[rep[i]]}" for i in dup], pa.large_string()),
-    })
+        "order": pa.array(np.concatenate([order[reused_rows], order[rest[near]]]), pa.int64()),
+        "reason": pa.array([str(Reason.DUPLICATE_ID)] * len(reused_rows)
+                           + [str(Reason.IMAGE_NEAR_DUPLICATE)] * len(near), pa.large_string()),
+        "detail": pa.array(details, pa.large_string()),
+    }).sort_by("order")
 
 
 def kept_pairs(batch: pa.Table) -> pa.Table:

@@ -65,7 +65,7 @@ def _admit(path: str, relative: str, root: str) -> RawFile:
     try:
         st = os.lstat(path)
     except OSError as exc:
-        return RawFile(path, relative, 0, str(Reason.FILE_UNREADABLE), f"{relative}: {_errno(exc)}")
+        return RawFile(path, relative, 0, str(Reason.FILE_UNREADABLE), f"{relative}: {errno_text(exc)}")
     if stat.S_ISREG(st.st_mode):
         return RawFile(path, relative, st.st_size)
     if not stat.S_ISLNK(st.st_mode):
@@ -79,7 +79,7 @@ def _admit(path: str, relative: str, root: str) -> RawFile:
         st = os.stat(target)
     except OSError as exc:
         return RawFile(path, relative, 0, str(Reason.NOT_A_REGULAR_FILE),
-                       f"{relative} is a dangling symlink ({_errno(exc)})")
+                       f"{relative} is a dangling symlink ({errno_text(exc)})")
     if not stat.S_ISREG(st.st_mode):
         return RawFile(path, relative, 0, str(Reason.NOT_A_REGULAR_FILE),
                        f"{relative} is a symlink to {_kind(st.st_mode)}")
@@ -111,22 +111,29 @@ def list_raw_files(raw_dir: Path, subdir: str, suffixes: tuple[str, ...]) -> lis
     return sorted(found, key=lambda f: f.relative)
 
 
-def open_regular(path: str | Path) -> BinaryIO:
+def open_regular(path: str | Path) -> tuple[BinaryIO, int]:
     """Open a listed file for reading, refusing anything that is not (or no longer) a regular
-    file without reading it and without blocking. The caller checks the size on the open file
-    (`os.fstat(f.fileno()).st_size`) against its own cap."""
+    file without reading it and without blocking. Returns the file and its size as `fstat` saw
+    it on the open descriptor (the caller checks it against its own cap before reading)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise RefusedFile(Reason.FILE_UNREADABLE, f"{Path(path).name}: {_errno(exc)}") from None
+        raise RefusedFile(Reason.FILE_UNREADABLE, f"{Path(path).name}: {_open_failure(exc)}") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise RefusedFile(Reason.NOT_A_REGULAR_FILE, f"{Path(path).name} is {_kind(st.st_mode)}")
-    return os.fdopen(fd, "rb")
+    return os.fdopen(fd, "rb"), st.st_size
 
 
-def _errno(exc: OSError) -> str:
-    name = errno.errorcode.get(exc.errno or 0, "error")
-    return f"{name}: {exc.strerror or exc}"
+def errno_text(exc: OSError) -> str:
+    """`ENOENT: No such file or directory`: the errno's name and its message."""
+    return f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror or exc}"
+
+
+def _open_failure(exc: OSError) -> str:
+    hint = {errno.ELOOP: " (a symbolic link where a file was listed; put the file itself under the raw directory)",
+            errno.ENOENT: " (removed since it was listed, or never there)",
+            errno.EACCES: " (make the file readable by the pipeline's user)"}.get(exc.errno or 0, "")
+    return errno_text(exc) + hint

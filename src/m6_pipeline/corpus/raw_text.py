@@ -7,7 +7,6 @@ quarantine row that says why not (bad UTF-8, unparseable JSON, no text).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -94,12 +93,11 @@ def plan_chunks(raw_dir: Path, subdir: str = "text", chunk_bytes: int = 4 << 20)
             chunks.append(refused)
             continue
         try:
-            f = open_regular(raw.path)
+            f, size = open_regular(raw.path)
         except RefusedFile as exc:
             chunks.append(replace(refused, reason=str(exc.reason), detail=f"{raw.relative}: {exc.detail}"))
             continue
         with f:
-            size = os.fstat(f.fileno()).st_size
             # equal pieces within a file (a 27 MiB file in 16 MiB chunks is 13.5 + 13.5, not 16 + 11)
             piece = -(-size // max(1, -(-size // chunk_bytes)))
             start, line = 0, 1
@@ -157,7 +155,8 @@ def _field(obj: dict, name: str) -> str | None:
 def _lines(chunk: FileChunk, max_line_bytes: int) -> Iterator[bytes | int]:
     """The chunk's lines without their newline; a line over `max_line_bytes` is skipped unread
     and yielded as its length instead."""
-    with open_regular(chunk.path) as f:
+    f, _ = open_regular(chunk.path)
+    with f:
         f.seek(chunk.start)
         remaining = chunk.end - chunk.start
         while remaining > 0:
