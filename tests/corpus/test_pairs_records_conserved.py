@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -14,11 +15,13 @@ from m6_pipeline.corpus.text_filters import load_lexicon
 
 TEXT = "一件红色条纹的连衣裙，纯棉面料，适合夏天穿着，白色背景的商品图片。"
 KINDS = st.sampled_from(["good", "tiny", "empty", "not_image", "truncated", "missing", "escape", "remote",
-                         "no_image_field", "short_text", "bad_json", "cmyk", "flat"])
+                         "no_image_field", "short_text", "bad_json", "cmyk", "flat", "fifo", "text_list",
+                         "grey16"])
 EXPECTED = {"tiny": "image_too_small", "empty": "image_empty_file", "not_image": "image_not_decodable",
             "truncated": "image_truncated", "missing": "image_missing", "escape": "path_outside_raw",
             "remote": "remote_url_not_fetched", "no_image_field": "image_missing",
-            "short_text": "text_too_short", "bad_json": "unparseable_json", "flat": "image_low_quality"}
+            "short_text": "text_too_short", "bad_json": "unparseable_json", "flat": "image_low_quality",
+            "fifo": "image_missing", "text_list": "field_not_string"}
 
 
 def product(seed: int, mode: str = "RGB") -> bytes:
@@ -45,11 +48,16 @@ def write_case(root, kinds: list[str]) -> None:
                 "truncated": product(i)[:200], "short_text": product(i),
                 "tiny": _encode(Image.new("RGB", (40, 40), "red")),
                 "flat": _encode(Image.new("RGB", (96, 96), (120, 120, 120)))}.get(kind)
-        if data is not None:
+        if kind == "grey16":
+            y, x = np.mgrid[0:96, 0:96]  # a textured 16-bit greyscale photo: kept, not saturated
+            data = _encode(Image.fromarray((x * 500 + (y // 8 % 2) * 12000 + 3000).astype(np.uint16)))
+        if kind == "fifo":
+            os.mkfifo(folder / name)
+        elif data is not None:
             (folder / name).write_bytes(data)
         ref = {"missing": "img/nope.png", "escape": "../../../secret.png",
                "remote": "https://cdn.example.com/a.jpg"}.get(kind, name)
-        record = {"image": ref, "text": "短" if kind == "short_text" else TEXT}
+        record = {"image": ref, "text": "短" if kind == "short_text" else [TEXT] if kind == "text_list" else TEXT}
         if kind == "no_image_field":
             record.pop("image")
         lines.append(b'{"image": ' if kind == "bad_json" else json.dumps(record, ensure_ascii=False).encode())
