@@ -39,15 +39,16 @@ def write_embedded_sources(cfg: CorpusConfig) -> dict:
 
 
 def train_perplexity_lm(cfg: CorpusConfig, raw_sources: dict):
+    """The character LM, or False with the filter disabled (Kedro saves no None)."""
     lm = text_pipeline.train_perplexity_model(Path(cfg.raw_dir), cfg)
-    if lm is not None:
-        log.info("perplexity LM: %d characters of reference text, vocabulary %d",
-                 lm.n_train_chars, len(lm.vocab))
+    if lm is None:
+        return False
+    log.info("perplexity LM: %d characters of reference text, vocabulary %d", lm.n_train_chars, len(lm.vocab))
     return lm
 
 
 def annotate_text(cfg: CorpusConfig, raw_sources: dict, corpus_lm):
-    return text_pipeline.annotate_text(Path(cfg.raw_dir), cfg, corpus_lm)
+    return text_pipeline.annotate_text(Path(cfg.raw_dir), cfg, None if corpus_lm is False else corpus_lm)
 
 
 def find_text_duplicates(cfg: CorpusConfig, text_annotated_keys) -> pd.DataFrame:
@@ -98,7 +99,8 @@ def annotate_pairs(cfg: CorpusConfig, raw_sources: dict):
 def find_image_duplicates(cfg: CorpusConfig, pairs_annotated_keys):
     """Perceptual-hash deduplication over the streamed key columns (`pairs_annotated@keys`)."""
     duplicates = pairs_pipeline.find_image_duplicates(pairs_annotated_keys, cfg.image_rules.phash_max_distance)
-    log.info("image near-duplicates: %d", duplicates.num_rows)
+    log.info("pair duplicates: %s", {c["values"]: c["counts"]
+                                     for c in pc.value_counts(duplicates.column("reason")).to_pylist()})
     return duplicates.to_pandas()
 
 
@@ -112,18 +114,19 @@ def _pandas_batches(ds, columns: list[str], batch_size: int = 100_000):
 
 
 def validate_clean_text(cfg: CorpusConfig, clean_text) -> dict:
-    """Great Expectations suite `clean_text`, plus corpus-wide id uniqueness."""
+    """Great Expectations suite `clean_text`, plus corpus-wide id uniqueness; the result records
+    the rows and the files validated, for the gate of the stages that read them."""
     report = validate_batches("clean_text", _pandas_batches(clean_text, ["id", "source", "text"]),
-                              min_text_chars=cfg.text_rules.min_text_chars)
-    _check_unique_ids(clean_text, "clean_text")
+                              min_text_chars=cfg.text_rules.min_text_chars, files=clean_text.input_files())
+    _check_unique_ids(clean_text, "clean_text", report)
     return report.as_dict()
 
 
 def validate_clean_pairs(cfg: CorpusConfig, clean_pairs) -> dict:
     report = validate_batches("clean_pairs", _pandas_batches(
         clean_pairs, ["id", "source", "text", "image", "pixels"], batch_size=2048),
-        min_pixels=cfg.image_rules.min_pixels)
-    _check_unique_ids(clean_pairs, "clean_pairs")
+        min_pixels=cfg.image_rules.min_pixels, files=clean_pairs.input_files())
+    _check_unique_ids(clean_pairs, "clean_pairs", report)
     return report.as_dict()
 
 
@@ -131,18 +134,25 @@ def validate_quarantine(text_quarantine, pairs_quarantine) -> dict:
     out = {}
     for name, ds in (("text", text_quarantine), ("pairs", pairs_quarantine)):
         out[name] = validate_batches("quarantine", _pandas_batches(
-            ds, ["id", "source", "modality", "reason", "detail"])).as_dict()
+            ds, ["id", "source", "modality", "reason", "detail"]), files=ds.input_files(),
+            table=f"{name}_quarantine").as_dict()
     return out
 
 
-def _check_unique_ids(ds, name: str) -> None:
+def _check_unique_ids(ds, name: str, report) -> None:
+    """The one expectation on the whole table: read the id column alone, record the count."""
     from m6_pipeline.validation.suites import CorpusValidationError
 
     ids = np.concatenate([b["id"].astype(object) for b in ds.select_columns(["id"]).iter_batches(
         batch_format="numpy", batch_size=262144)] or [np.array([], object)])
     values, counts = np.unique(ids, return_counts=True)
+    expectation = "expect_column_values_to_be_unique(id)"
+    report.expectations[expectation] = int(counts[counts > 1].sum())
     if (counts > 1).any():
-        raise CorpusValidationError(f"{name}: ids are not unique, e.g. {values[counts > 1][:5].tolist()}")
+        raise CorpusValidationError(
+            f"suite {name!r} failed: {expectation}: {int((counts > 1).sum())} ids occur more than once, "
+            f"e.g. {values[counts > 1][:5].tolist()}. Fix the source's ids (they name records across "
+            "every stage) or the deduplication that should have kept one of each.")
 
 
 def build_corpus_report(cfg: CorpusConfig, text_annotated, clean_text, text_quarantine,

@@ -1,7 +1,9 @@
 """A Kedro dataset for a Ray Dataset stored as a directory of Parquet files.
 
 `save` executes the (lazy) Ray Dataset and streams it to `<filepath>/<prefix>-NNNNN.parquet`
-with deterministic file names (so DVC sees the same outputs for the same inputs); only files
+with deterministic file names (so DVC sees the same outputs for the same inputs), and one empty
+file with the schema when the dataset has no rows (so an empty result loads, and its
+validation can say it is empty); only files
 with this dataset's prefix are replaced, so several datasets may share one directory (the
 text and pairs halves of `data/03_primary/quarantine`).
 
@@ -76,9 +78,23 @@ class RayParquetDataset(AbstractDataset):
         self._path.mkdir(parents=True, exist_ok=True)
         for old in self._files():
             old.unlink()
-        for i, part in enumerate(sorted(staging.glob("*.parquet"))):
+        parts = sorted(staging.glob("*.parquet"))
+        for i, part in enumerate(parts):
             part.rename(self._path / f"{self._prefix}-{i:05d}.parquet")
         shutil.rmtree(staging, ignore_errors=True)
+        if not parts:  # Ray writes no file for no rows: one empty file says "no rows", with the schema
+            self._write_empty(data)
+
+    def _write_empty(self, data) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = data.schema()
+        arrow = getattr(schema, "base_schema", None) if schema is not None else None
+        if not isinstance(arrow, pa.Schema):
+            raise DatasetError(f"RayParquetDataset({self._path}): the dataset has no rows and no schema "
+                               "to write an empty file with; an upstream step produced nothing typed")
+        pq.write_table(arrow.empty_table(), self._path / f"{self._prefix}-00000.parquet")
 
     def _exists(self) -> bool:
         return bool(self._files())

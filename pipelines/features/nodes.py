@@ -1,6 +1,8 @@
 """Nodes of the `features` pipeline: thin wrappers from parameters and catalog entries to
 m6_pipeline.features. Pairs are streamed from `features.pairs_dir` and the features written to
-`features.out_dir`; `corpus_report` only orders this stage after the corpus stage."""
+`features.out_dir`; a node reads the pairs only after `clean_pairs_validation` passes the gate
+for those very files (m6_pipeline.validation.gate). `corpus_report` orders training after the
+corpus accounts."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from m6_pipeline.features import FeaturesConfig, load_resnet50, train_patch_auto
 from m6_pipeline.features import extract as extraction
 from m6_pipeline.features.patch_autoencoder import load_image_patches
 from m6_pipeline.features.report import feature_statistics, patches_figure
+from m6_pipeline.validation.gate import require_passed
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +22,9 @@ def parse_config(features: dict) -> FeaturesConfig:
     return FeaturesConfig.model_validate(features)
 
 
-def train_patch_extractor(cfg: FeaturesConfig, corpus_report: dict):
+def train_patch_extractor(cfg: FeaturesConfig, clean_pairs_validation: dict, corpus_report: dict):
     """The patch autoencoder trained on the corpus images, or ResNet-50 from local weights."""
+    require_passed(clean_pairs_validation, "clean_pairs", cfg.pairs_dir)
     if cfg.extractor == "resnet50":
         model = load_resnet50(cfg.resnet50_weights)
         return model, {
@@ -34,9 +38,12 @@ def train_patch_extractor(cfg: FeaturesConfig, corpus_report: dict):
     return model, {"extractor": "patch_autoencoder", "trained_here": True, **history}
 
 
-def extract_patch_features(cfg: FeaturesConfig, patch_extractor) -> dict:
+def extract_patch_features(
+    cfg: FeaturesConfig, clean_pairs_validation: dict, patch_extractor
+) -> dict:
     """Write `patch_features-*.parquet` under `features.out_dir`; the returned manifest (saved
     beside them) tells later stages where they are and what shape they have."""
+    require_passed(clean_pairs_validation, "clean_pairs", cfg.pairs_dir)
     with cfg.threads():
         manifest = extraction.extract_patch_features(
             cfg.pairs_dir, patch_extractor, cfg, cfg.out_dir
@@ -51,8 +58,13 @@ def extract_patch_features(cfg: FeaturesConfig, patch_extractor) -> dict:
 
 
 def build_features_report(
-    cfg: FeaturesConfig, patch_extractor, extractor_training: dict, patch_features_manifest: dict
+    cfg: FeaturesConfig,
+    clean_pairs_validation: dict,
+    patch_extractor,
+    extractor_training: dict,
+    patch_features_manifest: dict,
 ):
+    require_passed(clean_pairs_validation, "clean_pairs", cfg.pairs_dir)
     _, holdout = load_image_patches(cfg, max_train=0, max_holdout=6)
     report = {
         "config": cfg.model_dump(mode="json", exclude={"pairs_dir", "out_dir"}),

@@ -17,13 +17,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.train_patch_extractor,
-                ["features_config", "corpus_report"],
+                # the suite's result gates the pairs it reads (every node that reads them takes
+                # it); the report orders training after the corpus accounts
+                ["features_config", "clean_pairs_validation", "corpus_report"],
                 ["patch_extractor", "patch_extractor_training"],
                 name="train_patch_extractor",
             ),
             Node(
                 nodes.extract_patch_features,
-                ["features_config", "patch_extractor"],
+                ["features_config", "clean_pairs_validation", "patch_extractor"],
                 "patch_features_manifest",
                 name="extract_patch_features",
             ),
@@ -31,6 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 nodes.build_features_report,
                 [
                     "features_config",
+                    "clean_pairs_validation",
                     "patch_extractor",
                     "patch_extractor_training",
                     "patch_features_manifest",

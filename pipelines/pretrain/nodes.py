@@ -19,6 +19,7 @@ from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training import planner
 from m6_pipeline.training.launch import run_pretraining
 from m6_pipeline.training.parameters import PretrainParameters
+from m6_pipeline.validation.gate import require_passed
 from m6_pipeline.training.report import (
     loss_curve_figure,
     sample_generations,
@@ -33,8 +34,12 @@ def parse_parameters(pretrain: dict) -> PretrainParameters:
     return PretrainParameters.model_validate(pretrain)
 
 
-def write_token_shards(params: PretrainParameters, tokenizer: Tokenizer, patch_features_manifest: dict) -> dict:
-    """Tokenize the clean text and the pair texts once, split train/val by id hash."""
+def write_token_shards(params: PretrainParameters, clean_text_validation: dict, tokenizer: Tokenizer,
+                       patch_features_manifest: dict) -> dict:
+    """Tokenize the clean text and the pair texts once, split train/val by id hash; the text only
+    once its suite passed on these very files. (The pair texts come from the patch features,
+    whose stage passed the pairs' gate.)"""
+    require_passed(clean_text_validation, "clean_text", params.text_dir)
     shard_dir = Path(params.shard_dir)
     text = write_text_shards(Path(params.text_dir), tokenizer, shard_dir / "text", params.shards)
     features_dir = Path(patch_features_manifest["out_dir"])

@@ -7,14 +7,16 @@ from kedro.pipeline import Node, Pipeline
 
 from pipelines.pretrain import nodes
 
-SHARED_INPUTS = {"tokenizer", "patch_features_manifest"}
+SHARED_INPUTS = {"tokenizer", "patch_features_manifest", "clean_text_validation"}
 
 
 def _template() -> Pipeline:
     return Pipeline([
         Node(nodes.parse_parameters, "params:pretrain", "pretrain_parameters", name="parse_parameters"),
-        Node(nodes.write_token_shards, ["pretrain_parameters", "tokenizer", "patch_features_manifest"], "token_shards",
-             name="write_token_shards"),
+        # the clean text's suite result gates the text it tokenizes (m6_pipeline.validation.gate)
+        Node(nodes.write_token_shards,
+             ["pretrain_parameters", "clean_text_validation", "tokenizer", "patch_features_manifest"],
+             "token_shards", name="write_token_shards"),
         Node(nodes.plan_pretraining, ["pretrain_parameters", "tokenizer", "patch_features_manifest"], "plan",
              name="plan_pretraining"),
         Node(nodes.pretrain, ["pretrain_parameters", "tokenizer", "patch_features_manifest", "token_shards", "plan"],

@@ -17,13 +17,26 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.train_tokenizer,
-                ["tokenizer_config", "corpus_report"],
+                # the suites' results gate the corpus it reads (every node that reads it takes
+                # them); the report orders training after the corpus accounts
+                [
+                    "tokenizer_config",
+                    "clean_text_validation",
+                    "clean_pairs_validation",
+                    "corpus_report",
+                ],
                 ["tokenizer", "tokenizer_training"],
                 name="train_tokenizer",
             ),
             Node(
                 nodes.build_tokenizer_report,
-                ["tokenizer_config", "tokenizer", "tokenizer_training"],
+                [
+                    "tokenizer_config",
+                    "clean_text_validation",
+                    "clean_pairs_validation",
+                    "tokenizer",
+                    "tokenizer_training",
+                ],
                 "tokenizer_report",
                 name="build_tokenizer_report",
             ),

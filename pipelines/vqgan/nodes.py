@@ -1,6 +1,7 @@
 """Nodes of the `vqgan` pipeline: thin wrappers from parameters and catalog entries to
-m6_pipeline.vqgan. Pair images are streamed from `vqgan.pairs_dir`; the codes are written under
-`vqgan.codes_dir` and the trained model under `vqgan.model_dir`."""
+m6_pipeline.vqgan. Pair images are streamed from `vqgan.pairs_dir`, by a node only after
+`clean_pairs_validation` passes the gate for those very files (m6_pipeline.validation.gate); the
+codes are written under `vqgan.codes_dir` and the trained model under `vqgan.model_dir`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import time
 from pathlib import Path
 
+from m6_pipeline.validation.gate import require_passed
 from m6_pipeline.vqgan import VQGANJob, load_vqgan, save_vqgan
 from m6_pipeline.vqgan.encode import encode_pairs
 from m6_pipeline.vqgan.images import load_pair_images
@@ -30,9 +32,10 @@ def _images(job: VQGANJob):
     )
 
 
-def train_vqgan(job: VQGANJob, corpus_report: dict) -> tuple[dict, dict]:
+def train_vqgan(job: VQGANJob, clean_pairs_validation: dict, corpus_report: dict) -> tuple[dict, dict]:
     """Train (resuming from `checkpoint_dir` after a failure); `corpus_report` orders this stage
-    after the corpus. Returns the model card and the training record."""
+    after the corpus accounts. Returns the model card and the training record."""
+    require_passed(clean_pairs_validation, "clean_pairs", job.pairs_dir)
     train, holdout, failed = _images(job)
     log.info("vqgan: %d training and %d held-out images at %d px", len(train), len(holdout), job.model.resolution)
     started = time.perf_counter()
@@ -55,14 +58,17 @@ def train_vqgan(job: VQGANJob, corpus_report: dict) -> tuple[dict, dict]:
             "codebook_size": job.model.codebook_size, "resolution": job.model.resolution}, record
 
 
-def encode_pair_images(job: VQGANJob, vqgan_card: dict) -> dict:
+def encode_pair_images(job: VQGANJob, clean_pairs_validation: dict, vqgan_card: dict) -> dict:
     """Every clean pair image as codes (Parquet under `codes_dir`); the manifest is returned."""
+    require_passed(clean_pairs_validation, "clean_pairs", job.pairs_dir)
     model = load_vqgan(Path(vqgan_card["model_dir"]))
     with job.threads():
         return encode_pairs(model, job.pairs_dir, job.codes_dir, job.encode_batch_size, job.rows_per_file)
 
 
-def report_vqgan(job: VQGANJob, vqgan_card: dict, vqgan_training: dict, image_codes_manifest: dict):
+def report_vqgan(job: VQGANJob, clean_pairs_validation: dict, vqgan_card: dict, vqgan_training: dict,
+                 image_codes_manifest: dict):
+    require_passed(clean_pairs_validation, "clean_pairs", job.pairs_dir)
     model = load_vqgan(Path(vqgan_card["model_dir"]))
     _, holdout, _ = load_pair_images(job.pairs_dir, job.model.resolution, job.training.holdout_fraction, 0, 10)
     last = vqgan_training["history"][-1]

@@ -9,10 +9,13 @@ from pipelines.vqgan import nodes
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(nodes.parse_job, "params:vqgan", "vqgan_job", name="parse_vqgan_job"),
-        Node(nodes.train_vqgan, ["vqgan_job", "corpus_report"], ["vqgan_card", "vqgan_training"],
-             name="train_vqgan"),
-        Node(nodes.encode_pair_images, ["vqgan_job", "vqgan_card"], "image_codes_manifest",
+        # every node that reads the pairs takes the suite's result, which gates them; the corpus
+        # report orders training after the corpus accounts
+        Node(nodes.train_vqgan, ["vqgan_job", "clean_pairs_validation", "corpus_report"],
+             ["vqgan_card", "vqgan_training"], name="train_vqgan"),
+        Node(nodes.encode_pair_images, ["vqgan_job", "clean_pairs_validation", "vqgan_card"], "image_codes_manifest",
              name="encode_pair_images"),
-        Node(nodes.report_vqgan, ["vqgan_job", "vqgan_card", "vqgan_training", "image_codes_manifest"],
+        Node(nodes.report_vqgan,
+             ["vqgan_job", "clean_pairs_validation", "vqgan_card", "vqgan_training", "image_codes_manifest"],
              ["vqgan_metrics", "vqgan_reconstructions", "vqgan_curves"], name="report_vqgan"),
     ], tags="vqgan")  # the tag names the stage in run records (run_times.py)

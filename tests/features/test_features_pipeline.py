@@ -13,6 +13,7 @@ from kedro_datasets.pickle import PickleDataset
 from matplotlib.figure import Figure
 
 from pipelines.features.pipeline import create_pipeline
+from tests.validation.results import passed_result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +35,7 @@ def test_pipeline_trains_extracts_and_reports(pairs_dir, tmp_path):
         datasets={
             "params:features": MemoryDataset(params),
             "corpus_report": MemoryDataset({}),
+            "clean_pairs_validation": MemoryDataset(passed_result("clean_pairs", pairs_dir)),
             "patch_extractor": PickleDataset(filepath=str(tmp_path / "models" / "extractor.pkl")),
             **{
                 name: MemoryDataset()

@@ -136,3 +136,14 @@ def test_nothing_from_outside_the_raw_directory_reaches_any_output(hostile_run):
         for name in ("text", "detail", "title"):
             if name in table.column_names:
                 assert not any(SECRET in (v or "") for v in table.column(name).to_pylist()), (folder, name)
+
+
+def test_a_raw_folder_with_no_good_record_stops_at_the_suite_naming_the_empty_corpus(tmp_path, ray_local):
+    raw = tmp_path / "raw"
+    (raw / "text" / "forum").mkdir(parents=True)
+    (raw / "pairs" / "shop").mkdir(parents=True)
+    (raw / "text" / "forum" / "a.jsonl").write_bytes(jsonl({"text": "短"}, [TEXT], b"not json"))
+    (raw / "pairs" / "shop" / "items.jsonl").write_bytes(jsonl({"image": "missing.png", "text": PAIR_TEXT}))
+    params = small_params(raw, embedded_sources=False, perplexity={"enabled": False})
+    with pytest.raises(Exception, match=r"expect_table_row_count_to_be_between.*clean_\w+ is empty"):
+        SequentialRunner().run(create_pipeline(), catalog_for(tmp_path, params))

@@ -11,6 +11,7 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from m6_pipeline.validation.gate import require_passed
 from m6_pipeline.validation.suites import CorpusValidationError
 from pipelines.corpus import nodes
 from pipelines.corpus.pipeline import create_pipeline
@@ -90,6 +91,16 @@ def test_outputs_follow_the_contract(corpus_run):
     assert (pairs["pixels"] >= 5000).all() and pairs["image"].map(len).gt(0).all()
     assert set(quarantine["modality"]) == {"text", "pairs"}
     assert quarantine["reason"].notna().all() and quarantine["detail"].notna().all()
+
+
+def test_the_suites_record_what_they_validated_for_the_stages_downstream(corpus_run):
+    tmp, outputs = corpus_run
+    report = outputs["corpus_report"].load() if hasattr(outputs["corpus_report"], "load") else outputs["corpus_report"]
+    for name, directory in (("clean_text", tmp / "primary/text"), ("clean_pairs", tmp / "primary/pairs")):
+        result = report["validation"][name]
+        assert result["rows"] == pds.dataset(directory).count_rows() > 0, name
+        require_passed(result, name, directory)  # the gate of the tokenizer, features and vqgan stages
+    assert report["validation"]["quarantine"]["pairs"]["fingerprint"]["files"] >= 1
 
 
 def test_a_failing_suite_stops_the_run_and_names_the_expectation(ray_local):

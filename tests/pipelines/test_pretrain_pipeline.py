@@ -19,6 +19,7 @@ from m6_pipeline.model.config import M6Config
 from m6_pipeline.precision_choice import ProbeShape, cache_key
 from m6_pipeline.tokenization.wordpiece import TokenizerConfig, train_wordpiece
 from pipelines.pretrain.pipeline import create_pipeline
+from tests.validation.results import passed_result
 from tests.conftest import ROOT
 
 PHRASES = ["今天的天气很好", "我们一起去公园散步", "这件红色的连衣裙很漂亮", "蓝色条纹衬衫适合夏天",
@@ -91,6 +92,7 @@ def test_pretrain_pipeline_runs_namespaced_through_kedro(tmp_path, ray_local):
     catalog = DataCatalog(datasets={
         "tokenizer": MemoryDataset(tokenizer, copy_mode="assign"),
         "patch_features_manifest": MemoryDataset(manifest),
+        "clean_text_validation": MemoryDataset(passed_result("clean_text", text_dir)),
         "params:pretrain_base.pretrain": MemoryDataset(params),
         "pretrain_base.plan": JSONDataset(filepath=str(tmp_path / "plan.json")),
         "pretrain_base.model_card": JSONDataset(filepath=str(tmp_path / "model_card.json")),
@@ -132,6 +134,7 @@ def test_pretrain_100b_plans_the_paper_moe_and_trains_experts_on_two_ranks(tmp_p
     catalog = DataCatalog(datasets={
         "tokenizer": MemoryDataset(tokenizer, copy_mode="assign"),
         "patch_features_manifest": MemoryDataset(manifest),
+        "clean_text_validation": MemoryDataset(passed_result("clean_text", text_dir)),
         "params:pretrain_100b.pretrain": MemoryDataset(params),
         "pretrain_100b.plan": JSONDataset(filepath=str(tmp_path / "plan.json")),
     })

@@ -27,6 +27,7 @@ from m6_pipeline.tokenization.wordpiece import TokenizerConfig, train_wordpiece
 from pipelines.finetune_t2i.pipeline import create_pipeline as finetune_t2i
 from pipelines.vqgan.pipeline import create_pipeline as vqgan
 from tests.conftest import ROOT
+from tests.validation.results import passed_result
 
 
 def rendered_pairs(directory, n: int = 96):
@@ -91,6 +92,7 @@ def test_vqgan_then_finetune_t2i_through_kedro(tmp_path):
         "params:vqgan": MemoryDataset(vqgan_params),
         "params:finetune_t2i": MemoryDataset(t2i_params),
         "corpus_report": MemoryDataset({}),
+        "clean_pairs_validation": MemoryDataset(passed_result("clean_pairs", tmp_path / "pairs")),
         "tokenizer": MemoryDataset(tokenizer, copy_mode="assign"),
         "pretrain_base.model_card": MemoryDataset(pretrained_card),
         "vqgan_card": JSONDataset(filepath=str(tmp_path / "vqgan_card.json")),

@@ -12,6 +12,7 @@ from kedro.runner import SequentialRunner
 from m6_pipeline.tokenization import special_ids
 from pipelines.datasets import TokenizerJSONDataset
 from pipelines.tokenizer.pipeline import create_pipeline
+from tests.validation.results import passed_result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +27,8 @@ def test_pipeline_writes_a_loadable_tokenizer_and_a_report(small_corpus, tmp_pat
         datasets={
             "params:tokenizer": MemoryDataset(params),
             "corpus_report": MemoryDataset({}),
+            "clean_text_validation": MemoryDataset(passed_result("clean_text", text_dir)),
+            "clean_pairs_validation": MemoryDataset(passed_result("clean_pairs", pairs_dir)),
             "tokenizer": TokenizerJSONDataset(str(tmp_path / "tokenizer" / "tokenizer.json")),
             "tokenizer_report": MemoryDataset(),
         }

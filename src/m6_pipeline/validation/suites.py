@@ -2,7 +2,10 @@
 
 A failing suite raises `CorpusValidationError` naming the expectation, the column and example
 rows, which stops the Kedro run. Batches keep memory flat on large corpora; expectations
-that need the whole table (unique ids) are checked by the caller on the id column alone.
+that need the whole table are checked here on the running count (at least one row: GE sees
+one batch at a time, and an empty table has no batch) or by the caller on the id column alone
+(unique ids). The report records the rows it saw and a fingerprint of the files it read, which
+the stages downstream check before they read the corpus (`m6_pipeline.validation.gate`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from m6_pipeline.corpus.reasons import Reason
 
 class CorpusValidationError(RuntimeError):
     pass
+
+
+ROW_COUNT = "expect_table_row_count_to_be_between(min_value=1)"
+# the clean tables must hold something to train on; an empty quarantine is a clean input
+NONEMPTY = {"clean_text": True, "clean_pairs": True, "quarantine": False}
 
 
 def _expectations(kind: str, min_text_chars: int, min_pixels: int) -> list:
@@ -52,6 +60,7 @@ class SuiteReport:
     batches: int = 0
     rows: int = 0
     expectations: dict[str, int] = field(default_factory=dict)  # expectation -> failing rows
+    fingerprint: dict | None = None  # the files validated (gate.files_fingerprint)
 
     @property
     def success(self) -> bool:
@@ -59,13 +68,19 @@ class SuiteReport:
 
     def as_dict(self) -> dict:
         return {"suite": self.suite, "success": self.success, "batches": self.batches,
-                "rows": self.rows, "unexpected_rows": self.expectations}
+                "rows": self.rows, "unexpected_rows": self.expectations,
+                "fingerprint": self.fingerprint}
 
 
 def validate_batches(kind: str, batches: Iterable[pd.DataFrame], *, min_text_chars: int = 15,
-                     min_pixels: int = 5000) -> SuiteReport:
-    """Run suite `kind` over every batch; raise on the first batch that fails."""
+                     min_pixels: int = 5000, files: Iterable[str] | None = None,
+                     table: str | None = None) -> SuiteReport:
+    """Run suite `kind` over every batch; raise on the first batch that fails, or on an empty
+    table (`table` names it in the error, `kind` by default). `files` are the Parquet files the
+    batches come from: their fingerprint, taken before reading, goes into the report."""
     import great_expectations as gx
+
+    from m6_pipeline.validation.gate import files_fingerprint
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
@@ -76,10 +91,12 @@ def validate_batches(kind: str, batches: Iterable[pd.DataFrame], *, min_text_cha
         suite.add_expectation(expectation)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(data=batch_def, suite=suite, name=f"{kind}_definition"))
-    report = SuiteReport(kind)
+    report = SuiteReport(kind, fingerprint=None if files is None else files_fingerprint(files))
     for df in batches:
+        if df.empty:  # Ray may hand out empty blocks; they carry nothing to check
+            continue
         if "image" in df.columns:  # bytes are not what the suite checks; keep GE's copies small
-            df = df.assign(image=df["image"].map(lambda b: None if b is None else len(b)))
+            df = df.assign(image=df["image"].map(len, na_action="ignore"))
         result = definition.run(batch_parameters={"dataframe": df})
         report.batches += 1
         report.rows += len(df)
@@ -92,7 +109,16 @@ def validate_batches(kind: str, batches: Iterable[pd.DataFrame], *, min_text_cha
                 rows = res.result.get("partial_unexpected_index_list") or []
                 ids = df["id"].iloc[[i for i in rows if isinstance(i, int)][:5]].tolist() if rows else []
                 raise CorpusValidationError(
-                    f"suite {kind!r} failed: {name} on batch {report.batches}; "
-                    f"unexpected values {res.result.get('partial_unexpected_list', [])[:5]} "
-                    f"in records {ids}. Fix the cleaning step that produced them or the raw input.")
+                    f"suite {kind!r} failed on {table or kind}: {name} on batch "
+                    f"{report.batches}; unexpected values "
+                    f"{res.result.get('partial_unexpected_list', [])[:5]} in records {ids}. "
+                    "Fix the cleaning step that produced them or the raw input.")
+    if NONEMPTY[kind]:
+        report.expectations[ROW_COUNT] = int(report.rows == 0)
+        if report.rows == 0:
+            where = f" under {report.fingerprint['directory']}" if report.fingerprint else ""
+            raise CorpusValidationError(
+                f"suite {kind!r} failed: {ROW_COUNT}: {table or kind} is empty (0 rows{where}). "
+                "Every record went to quarantine or none was read: see the `reason` column of "
+                "data/03_primary/quarantine, or check `corpus.raw_dir` in parameters_corpus.yml.")
     return report
