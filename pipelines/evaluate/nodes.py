@@ -15,6 +15,7 @@ from m6_pipeline.evaluation.annotations import summarise
 from m6_pipeline.evaluation.batch_images import batch_images
 from m6_pipeline.evaluation.batches import build_batch
 from m6_pipeline.evaluation.report import collect, markdown
+from m6_pipeline.validation.gate import require_passed
 
 log = logging.getLogger(__name__)
 TASKS = ("vqa", "caption", "itm", "qa", "poem")
@@ -39,9 +40,11 @@ class EvaluateConfig(BaseModel):
 
 
 def export_batch(evaluate: dict, vqa: list, caption: list, qa: list, poem: list, t2i: list,
-                 t2i_images: pd.DataFrame) -> tuple[list, dict, dict, pd.DataFrame]:
-    """The blind batch (items), its key, a manifest, and the images its items show."""
+                 t2i_images: pd.DataFrame, clean_pairs_validation: dict) -> tuple[list, dict, dict, pd.DataFrame]:
+    """The blind batch (items), its key, a manifest, and the images its items show (read from
+    the clean pairs once their suite's result passes the gate)."""
     config = EvaluateConfig.model_validate(evaluate)
+    require_passed(clean_pairs_validation, "clean_pairs", config.pairs_dir)
     predictions = {"vqa": vqa, "caption": caption, "qa": qa, "poem": poem, "t2i": t2i}
     items, key = build_batch(predictions, config.items_per_task, config.seed)
     images = batch_images(items, predictions, config.pairs_dir, t2i_images)

@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(nodes.export_batch,
              ["params:evaluate", "finetune_vqa.predictions", "finetune_caption.predictions", "qa.predictions",
-              "poem.predictions", "t2i_predictions", "t2i_images"],
+              "poem.predictions", "t2i_predictions", "t2i_images", "clean_pairs_validation"],
              ["human_eval_items", "human_eval_key", "human_eval_manifest", "human_eval_images"],
              name="export_human_batch"),
         Node(nodes.read_annotations, ["params:evaluate", "human_eval_key"], "human_eval_results",

@@ -23,6 +23,7 @@ from m6_pipeline.tasks.t2i.data import T2ISplit, load_code_records, split_record
 from m6_pipeline.tasks.t2i.evaluate import evaluate_generation, generate_images, prediction_rows, prompts_as_given
 from m6_pipeline.tasks.t2i.train import T2ITrainer
 from m6_pipeline.vqgan import load_vqgan
+from m6_pipeline.validation.gate import require_passed
 from m6_pipeline.vqgan.images import load_images_by_id
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,10 @@ def _export(model, job: T2IJob, pretrained_card: dict, image_codes_manifest: dic
     return card
 
 
-def train_attribute_classifier(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqgan_card: dict):
+def train_attribute_classifier(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqgan_card: dict,
+                               clean_pairs_validation: dict):
     """The judge: a CNN trained on the real training images whose text states its attributes."""
+    require_passed(clean_pairs_validation, "clean_pairs", vqgan_card["pairs_dir"])
     split = _split(job, tokenizer, image_codes_manifest)
     labelled = [r for r in split.train if r.attributes is not None]
     held_labelled = [r for r in split.held_out if r.attributes is not None]
@@ -121,11 +124,12 @@ def train_attribute_classifier(job: T2IJob, tokenizer: Tokenizer, image_codes_ma
 
 
 def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqgan_card: dict,
-             t2i_card: dict, attribute_classifier, t2i_training: dict):
+             clean_pairs_validation: dict, t2i_card: dict, attribute_classifier, t2i_training: dict):
     """(metrics, prompt grid, finetuning curve, predictions rows, images table): the rows are the
     first `evaluation.n_human_eval` held-out prompts, as far as the model read them, with the
     paper_top_k image (first sample) the metrics were measured on, under the model name
     "pretrained"."""
+    require_passed(clean_pairs_validation, "clean_pairs", vqgan_card["pairs_dir"])
     split = _split(job, tokenizer, image_codes_manifest)
     special = SpecialTokens.of(tokenizer)
     model, _ = load_pretrained(Path(t2i_card["model_dir"]))

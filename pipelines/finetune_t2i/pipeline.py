@@ -14,10 +14,12 @@ def create_pipeline(**kwargs) -> Pipeline:
              "t2i_job", name="parse_t2i_job"),
         Node(nodes.finetune, ["t2i_job", "tokenizer", "image_codes_manifest"], ["t2i_card", "t2i_training"],
              name="finetune_t2i"),
-        Node(nodes.train_attribute_classifier, ["t2i_job", "tokenizer", "image_codes_manifest", "vqgan_card"],
+        # the two nodes that read images from the clean pairs take their suite's result (gate.py)
+        Node(nodes.train_attribute_classifier,
+             ["t2i_job", "tokenizer", "image_codes_manifest", "vqgan_card", "clean_pairs_validation"],
              ["attribute_classifier", "attribute_classifier_record"], name="train_attribute_classifier"),
         Node(nodes.evaluate,
-             ["t2i_job", "tokenizer", "image_codes_manifest", "vqgan_card", "t2i_card", "attribute_classifier",
-              "t2i_training"],
+             ["t2i_job", "tokenizer", "image_codes_manifest", "vqgan_card", "clean_pairs_validation", "t2i_card",
+              "attribute_classifier", "t2i_training"],
              ["t2i_metrics", "t2i_grid", "t2i_curve", "t2i_predictions", "t2i_images"], name="evaluate_t2i"),
     ], tags="finetune_t2i")  # the tag names the stage in run records (run_times.py)

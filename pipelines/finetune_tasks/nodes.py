@@ -24,6 +24,7 @@ from m6_pipeline.tasks.records import load_pair_records
 from m6_pipeline.tasks.vqa.config import VQAJob
 from m6_pipeline.tasks.vqa.data import catalogue_questions, fmiqa_questions
 from m6_pipeline.tasks.vqa.evaluate import evaluate_vqa
+from m6_pipeline.validation.gate import require_passed
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,15 @@ def reserved_test_split(job: FinetuneJob, pretrain_model_card: dict) -> Finetune
     return job.model_copy(update={"data": data, "test_unseen_in_pretraining": True})
 
 
-def vqa_examples(job: VQAJob, patch_features_manifest: dict, patch_extractor, features: dict):
+def vqa_examples(job: VQAJob, patch_features_manifest: dict, patch_extractor, features: dict,
+                 clean_pairs_validation: dict):
     features_config = FeaturesConfig.model_validate(features)
     if job.data.fmiqa_train is not None or job.data.fmiqa_test is not None:
         if job.data.fmiqa_train is None or job.data.fmiqa_test is None:
             raise ValueError("finetune_vqa: give both data.fmiqa_train and data.fmiqa_test, or neither")
         splits, extra = fmiqa_questions(job.data, patch_extractor, features_config, job.data.seed)
         return examples_to_json(splits, source="fmiqa", test_unseen_in_pretraining=True), extra
+    require_passed(clean_pairs_validation, "clean_pairs", features_config.pairs_dir)
     records = load_pair_records(patch_features_manifest["out_dir"])
     splits, extra = catalogue_questions(records, job.data, features_config.pairs_dir, patch_extractor, features_config)
     return examples_to_json(splits, source="catalogue", n_scenes=len(extra),

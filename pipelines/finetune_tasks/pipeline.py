@@ -8,9 +8,10 @@ from kedro.pipeline import Node, Pipeline
 from m6_pipeline.tasks.finetune.config import VARIANTS
 from pipelines.finetune_tasks import nodes
 
-SHARED = {"tokenizer", "patch_features_manifest", "patch_extractor"}
+SHARED = {"tokenizer", "patch_features_manifest", "patch_extractor", "clean_pairs_validation"}
 EXAMPLE_INPUTS = {
-    "vqa": ["patch_features_manifest", "patch_extractor", "params:features"],
+    # VQA reads the catalogue's clean pairs: their suite's result gates them (validation/gate.py)
+    "vqa": ["patch_features_manifest", "patch_extractor", "params:features", "clean_pairs_validation"],
     "caption": ["patch_features_manifest"],
     "itm": ["patch_features_manifest"],
 }

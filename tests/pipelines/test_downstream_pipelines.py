@@ -29,6 +29,7 @@ from pipelines.finetune_tasks.pipeline import create_pipeline as finetune_task
 from pipelines.prompting.pipeline import create_pipeline as prompting
 from tests.conftest import ROOT
 from tests.pipelines.test_t2i_pipelines import merged, rendered_pairs
+from tests.validation.results import passed_result
 
 def _png(image: Image.Image) -> bytes:
     out = io.BytesIO()
@@ -84,6 +85,7 @@ def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
         "tokenizer": MemoryDataset(tokenizer, copy_mode="assign"),
         "patch_extractor": MemoryDataset(extractor, copy_mode="assign"),
         "patch_features_manifest": MemoryDataset(manifest),
+        "clean_pairs_validation": MemoryDataset(passed_result("clean_pairs", tmp_path / "pairs")),
         "pretrain_base.model_card": MemoryDataset(card),
         "corpus_lm": MemoryDataset(CharBigramLM.train(texts), copy_mode="assign"),
         "t2i_metrics": MemoryDataset(T2I_METRICS),

@@ -175,3 +175,17 @@ def test_every_node_that_reads_the_corpus_depends_on_its_suite():
         assert ("clean_text_validation" in free_inputs) == (node in TEXT_READERS), node
         # every node in the stage that reads the corpus takes the result itself
         assert "clean_pairs_validation" in next(n for n in stage().nodes if n.name == node).inputs
+
+
+def test_the_later_stages_that_read_images_from_the_clean_pairs_take_their_result():
+    from pipelines.evaluate.pipeline import create_pipeline as evaluate_pipeline
+    from pipelines.finetune_t2i.pipeline import create_pipeline as t2i_pipeline
+    from pipelines.finetune_tasks.pipeline import create_pipeline as task_pipeline
+
+    readers = {"train_attribute_classifier": t2i_pipeline(), "evaluate_t2i": t2i_pipeline(),
+               "finetune_vqa.examples": task_pipeline("vqa"), "export_human_batch": evaluate_pipeline()}
+    for node, stage in readers.items():
+        found = [n for n in stage.nodes if n.name == node]
+        assert found, f"{node} not in its pipeline: {[n.name for n in stage.nodes]}"
+        assert "clean_pairs_validation" in found[0].inputs, node
+        assert "validate_clean_pairs" in {n.name for n in (corpus() + stage).to_nodes(node).nodes}, node
