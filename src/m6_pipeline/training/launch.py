@@ -17,20 +17,24 @@ import pyarrow.parquet as pq
 
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training.config import PretrainJob
-from m6_pipeline.training.loop import COMPLETE, FINAL_WEIGHTS, STATE_FILE, train_loop_per_worker
+from m6_pipeline.training.checkpoints import STATE_FILE, newest_usable
+from m6_pipeline.training.loop import FINAL_WEIGHTS, train_loop_per_worker
 
 log = logging.getLogger(__name__)
 
 
 def run_fingerprint(job: PretrainJob) -> str:
-    """Hash of everything that changes the trained weights: the job (not its paths or fault
-    injection), the world size, and the token shards it reads (name, bytes and rows of each
-    file: the shard writer is deterministic, so new data means new sizes)."""
+    """Hash of everything that changes the trained weights or the checkpoint's layout: the job
+    (its plugin included; not its paths or fault injection), the world size, the device kind
+    (GPU and CPU runs name their optimizer files differently), and the token shards it reads
+    (name, bytes and rows of each file: the shard writer is deterministic, so new data means new
+    sizes)."""
     relevant = job.model_dump(
         mode="json", exclude={"report_dir", "fail_at_step", "workers", "checkpoint_root", "shard_dir",
                               "precision_probe_cache"}
     )
     relevant["world"] = job.workers.num_workers
+    relevant["device"] = "gpu" if job.workers.use_gpu else "cpu"
     shard_dir = Path(job.shard_dir)
     relevant["shards"] = [
         (str(path.relative_to(shard_dir)), path.stat().st_size, pq.ParquetFile(path).metadata.num_rows)
@@ -77,17 +81,10 @@ def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Pat
     log.info("pretraining %s on %d %s workers (checkpoints in %s)", name, workers.num_workers,
              "GPU" if workers.use_gpu else "CPU", storage / name)
     result = trainer.fit()
-    final = Path(result.checkpoint.path) if result.checkpoint is not None else _newest_complete(storage / name)
+    final = Path(result.checkpoint.path) if result.checkpoint is not None else newest_usable(storage / name)
     if final is None:
         raise RuntimeError(f"run {name} finished without a checkpoint; see the Ray logs under {storage / name}")
     state = json.loads((final / STATE_FILE).read_text())
     if not (final / FINAL_WEIGHTS).exists():
         raise RuntimeError(f"final checkpoint {final} has no {FINAL_WEIGHTS}")
     return state, final
-
-
-def _newest_complete(run_dir: Path) -> Path | None:
-    """A re-run of a finished job trains no step and reports nothing: its result is the newest
-    complete checkpoint already in the run directory."""
-    complete = sorted(p for p in run_dir.glob("step-*") if (p / COMPLETE).exists())
-    return complete[-1] if complete else None

@@ -29,15 +29,14 @@ from m6_pipeline.precision_choice import DEFAULT_CACHE, PrecisionChoice, choose_
 from m6_pipeline.pretraining.batches import StepBatches, validation_batches
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training import experts as ep
+from m6_pipeline.training.checkpoints import COMPLETE, STATE_FILE, newest_usable
 from m6_pipeline.training.config import OptimizerConfig, PretrainJob
 from m6_pipeline.training.moe_metrics import MoEMeter
 from m6_pipeline.training.plugins import autocast_dtype, make_plugin
 from m6_pipeline.training.precision import MasterWeightAdamW
 
 log = logging.getLogger(__name__)
-STATE_FILE = "train_state.json"
 FINAL_WEIGHTS = "model.safetensors"
-COMPLETE = "COMPLETE"
 
 
 def _quiet_known_warnings() -> None:
@@ -269,10 +268,8 @@ def _checkpoint_to_resume(job: PretrainJob):
         return checkpoint
     found = [None]
     if not dist.is_initialized() or dist.get_rank() == 0:
-        complete = sorted(
-            p for p in Path(job.checkpoint_root).glob("step-*") if (p / COMPLETE).exists()
-        )
-        found = [str(complete[-1]) if complete else None]
+        newest = newest_usable(job.checkpoint_root)  # moves a damaged one aside
+        found = [str(newest) if newest else None]
     if dist.is_initialized():
         dist.broadcast_object_list(found, src=0)  # every rank resumes from the same step
     return ray.train.Checkpoint.from_directory(found[0]) if found[0] else None
