@@ -21,7 +21,8 @@ def ray_local():
     import ray.data
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # address="local": a cluster of this session's own, never one another process left running
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     from m6_pipeline.ray_data_context import configure_data_context
 
     configure_data_context(progress_bars=False)
