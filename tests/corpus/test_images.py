@@ -3,6 +3,7 @@ file, and per image mode PIL decodes."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import pickle
@@ -57,6 +58,17 @@ def _png_declaring(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def _with_peak_memory(call):
+    """(call(), the peak bytes Python allocated during it)."""
+    tracemalloc.start()
+    try:
+        result = call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
 @pytest.mark.parametrize("side, evidence", [
     (100_000, "10000000000 pixels"),  # 10^10 pixels, ~30 GB as RGB: PIL's own guard fires first
     (8_000, "8000x8000"),  # 64 Mpx: under PIL's limit, over max_pixels (40 Mpx)
@@ -64,12 +76,7 @@ def _png_declaring(width: int, height: int) -> bytes:
 def test_decompression_bomb_is_rejected_from_the_header_without_allocating(side, evidence):
     bomb = _png_declaring(side, side)
     assert len(bomb) < 1000
-    tracemalloc.start()
-    try:
-        rejected = _rejected(bomb)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    rejected, peak = _with_peak_memory(lambda: _rejected(bomb))
     assert rejected.reason is Reason.IMAGE_DECOMPRESSION_BOMB
     assert evidence in rejected.detail
     assert peak < 2_000_000, f"peak {peak} bytes while rejecting a bomb"
@@ -406,12 +413,7 @@ def test_read_image_file_refuses_an_oversized_file_before_reading(tmp_path):
     huge = tmp_path / "huge.jpg"
     with open(huge, "wb") as f:
         f.truncate(10 * 10**9)  # 10 GB, sparse: takes no disk, but reading it would take minutes
-    tracemalloc.start()
-    try:
-        rejected = _refused(huge)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    rejected, peak = _with_peak_memory(lambda: _refused(huge))
     assert rejected.reason is Reason.IMAGE_TOO_LARGE_FILE
     assert "10000000000 bytes > max_file_bytes 20000000" in rejected.detail
     assert peak < 1_000_000, f"peak {peak} bytes: the file was read"
@@ -454,10 +456,18 @@ def test_read_image_file_refuses_a_directory_a_symlink_and_a_missing_file(tmp_pa
         assert evidence in rejected.detail, rejected.detail
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_read_image_file_refuses_an_unreadable_file(tmp_path):
+def test_read_image_file_refuses_an_unreadable_file(tmp_path, monkeypatch):
     locked = tmp_path / "locked.png"
     locked.write_bytes(_bytes(_noise()))
     locked.chmod(0)
+    if os.geteuid() == 0:  # root reads files whatever their mode: the kernel's answer, simulated
+        real_open = os.open
+
+        def denied(path, *args, **kwargs):
+            if os.fspath(path) == os.fspath(locked):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", denied)
     rejected = _refused(locked)
     assert rejected.reason is Reason.IMAGE_MISSING and "EACCES" in rejected.detail

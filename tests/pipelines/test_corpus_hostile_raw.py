@@ -147,3 +147,15 @@ def test_a_raw_folder_with_no_good_record_stops_at_the_suite_naming_the_empty_co
     params = small_params(raw, embedded_sources=False, perplexity={"enabled": False})
     with pytest.raises(Exception, match=r"expect_table_row_count_to_be_between.*clean_\w+ is empty"):
         SequentialRunner().run(create_pipeline(), catalog_for(tmp_path, params))
+
+
+def test_pages_alone_are_a_pair_source(tmp_path, ray_local, lexicon_path):
+    from m6_pipeline.corpus.config import CorpusConfig
+    from m6_pipeline.corpus.pairs_pipeline import annotate_pairs
+
+    shop = tmp_path / "raw" / "html" / "shop"
+    shop.mkdir(parents=True)
+    (shop / "a.html").write_text(f"<p>{PAIR_TEXT}</p><img src='missing.png'>", "utf-8")
+    cfg = CorpusConfig(raw_dir=tmp_path / "raw", text_rules={"lexicon_path": str(lexicon_path)})
+    rows = annotate_pairs(tmp_path / "raw", cfg).take_all()
+    assert [(r["id"], r["reason"]) for r in rows] == [("html/shop/a.html#img0", "image_missing")]

@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from m6_pipeline.corpus.config import ImageRules
-from m6_pipeline.corpus.raw_files import RefusedFile, errno_text, open_regular
+from m6_pipeline.corpus.raw_files import FileTooLarge, RefusedFile, read_capped
 from m6_pipeline.corpus.reasons import Reason, RecordRejected
 
 _HIGH_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
@@ -216,36 +216,19 @@ def _nominal_range(values: np.ndarray, is_float: bool) -> tuple[float, float]:
 
 
 def read_image_file(path: Path, max_file_bytes: int) -> bytes:
-    """The bytes of the image file at `path`, refused unread when it is not a regular file or
-    is larger than `max_file_bytes`.
-
-    Opened with O_NOFOLLOW | O_NONBLOCK and checked with fstat on the open descriptor: a
-    symlink is refused (ELOOP) rather than followed, a FIFO opens at once and is refused before
-    any read (a read could block forever), and the size cap is checked before the first byte is
-    read (a 10 GB file costs nothing). At most max_file_bytes + 1 bytes are read, so a file
-    that grew after the fstat is refused too. Raises RejectedImage: IMAGE_MISSING (cannot be
-    opened or read: the errno name; or not a regular file: its kind), IMAGE_TOO_LARGE_FILE.
-    The detail does not repeat the path: the caller names the file.
-    """
+    """The bytes of the image file at `path`, refused unread when it is not (or no longer) a
+    regular file or is larger than `max_file_bytes` (`raw_files.read_capped`: a FIFO never
+    blocks, a 10 GB file costs one fstat). Raises RejectedImage: IMAGE_MISSING (cannot be opened
+    or read: the errno name; or not a regular file: its kind), IMAGE_TOO_LARGE_FILE."""
     try:
-        f, size = open_regular(path)
+        return read_capped(path, max_file_bytes)
     except RefusedFile as refused:
         raise RejectedImage(Reason.IMAGE_MISSING, f"{refused.detail}; not read") from None
-    with f:
-        if size > max_file_bytes:
-            raise _too_large(f"{size} bytes > max_file_bytes {max_file_bytes}; not read")
-        try:
-            data = f.read(max_file_bytes + 1)
-        except OSError as exc:  # EIO and the like while reading
-            raise RejectedImage(Reason.IMAGE_MISSING, f"read failed ({errno_text(exc)})") from None
-    if len(data) > max_file_bytes:
-        raise _too_large(f"grew past max_file_bytes {max_file_bytes} after its size was checked")
-    return data
-
-
-def _too_large(found: str) -> RejectedImage:
-    return RejectedImage(Reason.IMAGE_TOO_LARGE_FILE,
-                         f"{found} (raise image_rules.max_file_bytes to keep such files)")
+    except FileTooLarge as large:
+        found = (f"grew past max_file_bytes {max_file_bytes} after its size was checked" if large.grew
+                 else f"{large.size} bytes > max_file_bytes {max_file_bytes}; not read")
+        raise RejectedImage(Reason.IMAGE_TOO_LARGE_FILE,
+                            f"{found} (raise image_rules.max_file_bytes to keep such files)") from None
 
 
 def encode_image(img: Image.Image, fmt: str = "PNG") -> bytes:

@@ -25,8 +25,8 @@ from m6_pipeline.corpus.image_quality import (
     perceptual_hash,
 )
 from m6_pipeline.corpus.images import RejectedImage, decode_image, encode_image, read_image_file
-from m6_pipeline.corpus.raw_files import RefusedFile, list_raw_files, open_regular
-from m6_pipeline.corpus.raw_text import FileChunk, batch_rows, parse_chunk, plan_chunks
+from m6_pipeline.corpus.raw_files import FileTooLarge, RefusedFile, list_raw_files, read_capped
+from m6_pipeline.corpus.raw_text import FileChunk, batch_rows, chunk_location, parse_chunk, plan_chunks
 from m6_pipeline.corpus.reasons import CorpusInputError, Reason, RecordRejected
 from m6_pipeline.corpus.text_filters import LexiconMatcher, load_lexicon
 from m6_pipeline.corpus.text_normalise import normalise_text
@@ -90,17 +90,14 @@ class PairAnnotator:
 
     def __call__(self, units: dict[str, np.ndarray]):
         for unit in batch_rows(units):
+            chunk = _chunk_of(unit) if unit["kind"] == "jsonl" else None
             try:
-                table = self._annotate(self._jsonl(unit) if unit["kind"] == "jsonl" else self._page(unit))
+                table = self._annotate(self._jsonl(chunk) if chunk else self._page(unit))
             except Exception as error:  # noqa: BLE001 - the error policy of reasons.CorpusInputError
-                where = (f"{unit['relative']} (bytes {unit['start']}-{unit['end']})" if unit["kind"] == "jsonl"
-                         else unit["relative"])
-                raise CorpusInputError(where, error) from error
+                raise CorpusInputError(chunk_location(chunk) if chunk else unit["relative"], error) from error
             yield table
 
-    def _jsonl(self, unit: dict) -> list[_Candidate]:
-        fields = FileChunk.__dataclass_fields__
-        chunk = FileChunk(**{k: (unit[k] or None) if k in ("reason", "detail") else unit[k] for k in fields})
+    def _jsonl(self, chunk: FileChunk) -> list[_Candidate]:
         table = parse_chunk(chunk, extra=("image",), max_line_bytes=self.cfg.raw_limits.max_line_bytes)
         referrer = (self.raw_root / chunk.relative).parent  # where the file is listed, as for pages
         out = []
@@ -140,15 +137,12 @@ class PairAnnotator:
         """The page's bytes, refused unread above raw_limits.max_page_bytes."""
         cap = self.cfg.raw_limits.max_page_bytes
         try:
-            f, size = open_regular(path)
-            with f:
-                data = f.read(cap + 1) if size <= cap else b""
+            return read_capped(path, cap)
         except RefusedFile as refused:
             raise RecordRejected(refused.reason, f"{relative}: {refused.detail}") from None
-        if size > cap or len(data) > cap:
-            raise RecordRejected(Reason.PAGE_TOO_LARGE, f"{relative}: {max(size, len(data))} bytes > "
-                                 f"raw_limits.max_page_bytes {cap}; not read")
-        return data
+        except FileTooLarge as large:
+            raise RecordRejected(Reason.PAGE_TOO_LARGE, f"{relative}: {large.size} bytes > "
+                                 f"raw_limits.max_page_bytes {cap}; not read") from None
 
     def _annotate(self, candidates: list[_Candidate]) -> pa.Table:
         rules, pair_text = self.cfg.image_rules, self.cfg.pair_text
@@ -201,6 +195,12 @@ class PairAnnotator:
         return None, None, fields
 
 
+def _chunk_of(unit: dict) -> FileChunk:
+    """The jsonl chunk a Ray row carries (text columns hold "" for None: see `annotate_pairs`)."""
+    return FileChunk(**{k: (unit[k] or None) if k in ("reason", "detail") else unit[k]
+                        for k in FileChunk.__dataclass_fields__})
+
+
 def annotate_pair_units(units: dict[str, np.ndarray], cfg: CorpusConfig, lexicon: list[str]):
     yield from PairAnnotator(cfg, lexicon)(units)
 
@@ -211,9 +211,9 @@ def annotate_pairs(raw_dir: Path, cfg: CorpusConfig):
 
     chunks, pages = plan_units(raw_dir)
     units = [{"kind": "jsonl", **asdict(c)} for c in chunks]
+    page_units = [{"kind": "page", **asdict(p)} for p in pages]
     if not units and not page_units:
         raise FileNotFoundError(f"no pair sources: expected {raw_dir}/pairs/**/*.jsonl or {raw_dir}/html/**/*.html")
-    page_units = [{"kind": "page", **asdict(p)} for p in pages]
     keys = sorted({k for u in units + page_units for k in u})
     # one column type per key across both kinds of unit: strings default to "", numbers to -1
     text_keys = {"relative", "source", "path", "reason", "detail"}

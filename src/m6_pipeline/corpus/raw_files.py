@@ -43,7 +43,6 @@ class RawFile:
 
     path: str
     relative: str
-    size: int = 0
     reason: str | None = None
     detail: str | None = None
 
@@ -65,25 +64,25 @@ def _admit(path: str, relative: str, root: str) -> RawFile:
     try:
         st = os.lstat(path)
     except OSError as exc:
-        return RawFile(path, relative, 0, str(Reason.FILE_UNREADABLE), f"{relative}: {errno_text(exc)}")
+        return RawFile(path, relative, str(Reason.FILE_UNREADABLE), f"{relative}: {errno_text(exc)}")
     if stat.S_ISREG(st.st_mode):
-        return RawFile(path, relative, st.st_size)
+        return RawFile(path, relative)
     if not stat.S_ISLNK(st.st_mode):
-        return RawFile(path, relative, 0, str(Reason.NOT_A_REGULAR_FILE), f"{relative} is {_kind(st.st_mode)}")
+        return RawFile(path, relative, str(Reason.NOT_A_REGULAR_FILE), f"{relative} is {_kind(st.st_mode)}")
     target = os.path.realpath(path)
     if not _inside(target, root):
-        return RawFile(path, relative, 0, str(Reason.FILE_OUTSIDE_RAW),
+        return RawFile(path, relative, str(Reason.FILE_OUTSIDE_RAW),
                        f"{relative} is a symlink to a path outside the raw directory; not read "
                        "(copy the file under the raw directory)")
     try:
         st = os.stat(target)
     except OSError as exc:
-        return RawFile(path, relative, 0, str(Reason.NOT_A_REGULAR_FILE),
+        return RawFile(path, relative, str(Reason.NOT_A_REGULAR_FILE),
                        f"{relative} is a dangling symlink ({errno_text(exc)})")
     if not stat.S_ISREG(st.st_mode):
-        return RawFile(path, relative, 0, str(Reason.NOT_A_REGULAR_FILE),
+        return RawFile(path, relative, str(Reason.NOT_A_REGULAR_FILE),
                        f"{relative} is a symlink to {_kind(st.st_mode)}")
-    return RawFile(target, relative, st.st_size)
+    return RawFile(target, relative)
 
 
 def list_raw_files(raw_dir: Path, subdir: str, suffixes: tuple[str, ...]) -> list[RawFile]:
@@ -101,7 +100,7 @@ def list_raw_files(raw_dir: Path, subdir: str, suffixes: tuple[str, ...]) -> lis
             full = os.path.join(directory, name)
             if os.path.islink(full):  # os.walk lists a symlinked directory here and does not enter it
                 relative = Path(os.path.relpath(full, root)).as_posix()
-                found.append(RawFile(full, relative, 0, str(Reason.NOT_A_REGULAR_FILE),
+                found.append(RawFile(full, relative, str(Reason.NOT_A_REGULAR_FILE),
                                      f"{relative} is a symlink to a directory; not followed (move the "
                                      "directory under the raw directory)"))
         for name in filenames:
@@ -125,6 +124,33 @@ def open_regular(path: str | Path) -> tuple[BinaryIO, int]:
         os.close(fd)
         raise RefusedFile(Reason.NOT_A_REGULAR_FILE, f"{Path(path).name} is {_kind(st.st_mode)}")
     return os.fdopen(fd, "rb"), st.st_size
+
+
+class FileTooLarge(Exception):
+    """A file over the caller's cap: `size` bytes (as `fstat` saw them, or as read when the file
+    grew after its size was checked)."""
+
+    def __init__(self, size: int, grew: bool):
+        super().__init__(f"{size} bytes")
+        self.size = size
+        self.grew = grew
+
+
+def read_capped(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of a listed file, read only when its size is at most `max_bytes` (at most
+    max_bytes + 1 are read, so a file that grew after the stat is caught too). Raises
+    `RefusedFile` (not a regular file, cannot be opened or read) or `FileTooLarge`."""
+    f, size = open_regular(path)
+    with f:
+        if size > max_bytes:
+            raise FileTooLarge(size, grew=False)
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as exc:  # EIO and the like while reading
+            raise RefusedFile(Reason.FILE_UNREADABLE, f"read failed ({errno_text(exc)})") from None
+    if len(data) > max_bytes:
+        raise FileTooLarge(len(data), grew=True)
+    return data
 
 
 def errno_text(exc: OSError) -> str:

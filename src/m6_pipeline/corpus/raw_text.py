@@ -184,6 +184,51 @@ def _refusal(chunk: FileChunk, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict(row, schema=schema)
 
 
+@dataclass
+class _Record:
+    id: str
+    source: str
+    title: str | None = None
+    text: str | None = None
+    reason: Reason | None = None
+    detail: str | None = None
+    values: dict | None = None  # the `extra` fields
+
+
+def _parse_line(raw: bytes, default_id: str, default_source: str, extra: tuple[str, ...]) -> _Record:
+    """One JSON line as a record, or as the reason it is not one."""
+    record = _Record(default_id, default_source)
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as json_error:
+        error: Exception = json_error
+        record.reason = Reason.UNPARSEABLE_JSON
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as utf8_error:  # orjson says both; name the real cause
+            error, record.reason = utf8_error, Reason.INVALID_UTF8
+        record.detail = f"{error}; line starts {raw[:80].decode('utf-8', 'replace')!r}"
+        return record
+    if not isinstance(obj, dict):
+        record.reason = Reason.RECORD_NOT_OBJECT
+        record.detail = f"the line is {_JSON_TYPES.get(type(obj), 'a ' + type(obj).__name__)}, not a JSON object"
+        return record
+    try:
+        record.id = _field(obj, "id") or default_id
+    except RecordRejected as rejected:
+        record.reason, record.detail = rejected.reason, rejected.detail
+    try:
+        record.source = _field(obj, "source") or default_source
+        record.title = _field(obj, "title")
+        record.text = _field(obj, "text")
+        record.values = {name: _field(obj, name) for name in extra}
+    except RecordRejected as rejected:
+        record.reason, record.detail = record.reason or rejected.reason, record.detail or rejected.detail
+    if record.reason is None and (not record.text or not record.text.strip()):
+        record.reason, record.detail = Reason.MISSING_TEXT, "no non-empty 'text' field"
+    return record
+
+
 def parse_chunk(chunk: FileChunk, extra: tuple[str, ...] = (),
                 max_line_bytes: int = RawLimits().max_line_bytes) -> pa.Table:
     """One record per line of the chunk (blank lines included: they are quarantined too); a
@@ -204,50 +249,19 @@ def parse_chunk(chunk: FileChunk, extra: tuple[str, ...] = (),
     for offset, raw in enumerate(lines):
         line_no = chunk.first_line + offset
         default_id = f"{chunk.relative}:{line_no}"
-        record_id, source, title, text, reason, detail = default_id, chunk.source, None, None, None, None
-        values = dict.fromkeys(extra)
         if isinstance(raw, int):
-            reason = Reason.RECORD_TOO_LARGE
-            detail = f"line of {raw} bytes > raw_limits.max_line_bytes {max_line_bytes}; not parsed"
-            raw = b""
-        raw = raw.rstrip(b"\r")
-        try:
-            obj = orjson.loads(raw) if reason is None else {}
-        except orjson.JSONDecodeError as json_error:
-            error: Exception = json_error
-            reason = Reason.UNPARSEABLE_JSON
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as utf8_error:  # orjson says both; name the real cause
-                error, reason = utf8_error, Reason.INVALID_UTF8
-            detail = f"{error}; line starts {raw[:80].decode('utf-8', 'replace')!r}"
+            record = _Record(default_id, chunk.source, reason=Reason.RECORD_TOO_LARGE,
+                             detail=f"line of {raw} bytes > raw_limits.max_line_bytes {max_line_bytes}; not parsed")
         else:
-            if reason is not None:
-                pass
-            elif not isinstance(obj, dict):
-                reason = Reason.RECORD_NOT_OBJECT
-                detail = f"the line is {_JSON_TYPES.get(type(obj), 'a ' + type(obj).__name__)}, not a JSON object"
-            else:
-                try:
-                    record_id = _field(obj, "id") or default_id
-                except RecordRejected as rejected:
-                    reason, detail = rejected.reason, rejected.detail
-                try:
-                    source = _field(obj, "source") or chunk.source
-                    title = _field(obj, "title")
-                    text = _field(obj, "text")
-                    values = {name: _field(obj, name) for name in extra}
-                except RecordRejected as rejected:
-                    reason, detail = reason or rejected.reason, detail or rejected.detail
-                if reason is None and (not text or not text.strip()):
-                    reason, detail = Reason.MISSING_TEXT, "no non-empty 'text' field"
-        cols["id"].append(record_id)
-        cols["source"].append(source)
-        cols["title"].append(title)
-        cols["text"].append(text)
+            record = _parse_line(raw.rstrip(b"\r"), default_id, chunk.source, extra)
+        cols["id"].append(record.id)
+        cols["source"].append(record.source)
+        cols["title"].append(record.title)
+        cols["text"].append(record.text)
         cols["order"].append((chunk.file_index << 32) | line_no)
-        cols["reason"].append(None if reason is None else str(reason))
-        cols["detail"].append(detail)
+        cols["reason"].append(None if record.reason is None else str(record.reason))
+        cols["detail"].append(record.detail)
+        values = record.values or {}
         for name in extra:
-            cols[name].append(values[name])
+            cols[name].append(values.get(name))
     return pa.Table.from_pydict(cols, schema=schema)
