@@ -13,7 +13,7 @@ from tokenizers import Tokenizer
 from m6_pipeline.model.config import PAPER_PARAMS
 from m6_pipeline.loop_precision import ffn_shape
 from m6_pipeline.precision_choice import DEFAULT_CACHE, choose_precision
-from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
+from m6_pipeline.model.pretrained import export_pretrained, load_pretrained, weights_path
 from m6_pipeline.pretraining.shards import write_pair_shards, write_text_shards
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training import planner
@@ -112,7 +112,7 @@ def pretrain(
     state, final = run_pretraining(job, special)
     state["wall_seconds"] = time.perf_counter() - started
     card = export_pretrained(
-        final / "model.safetensors",
+        weights_path(final),  # one file, or an MoE model's expert-sharded index
         model,
         {
             "run": final.parent.name,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from m6_pipeline.model import M6Config
-from m6_pipeline.training.config import PluginConfig
+from m6_pipeline.training.config import OptimizerConfig, PluginConfig
 from m6_pipeline.training.plugins import make_plugin
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -91,13 +91,13 @@ def test_make_plugin_refuses_a_tp_size_the_model_does_not_split_into(tp_size, mo
     config = PluginConfig(name="hybrid_parallel", tp_size=tp_size, zero_stage=1)
     message = rf"tp_size={tp_size} does not divide .*{re.escape(named)}.*pick a tp_size"
     with pytest.raises(ValueError, match=message):
-        make_plugin(config, use_gpu=True, precision="bf16", model=model)
+        make_plugin(config, use_gpu=True, precision="bf16", model=model, optimizer=OptimizerConfig())
 
 
 def test_make_plugin_refuses_tp_outside_hybrid_parallel():
     config = PluginConfig(name="gemini", tp_size=2)
     with pytest.raises(ValueError, match="needs plugin.name: hybrid_parallel"):
-        make_plugin(config, use_gpu=True, precision="bf16", model=tiny())
+        make_plugin(config, use_gpu=True, precision="bf16", model=tiny(), optimizer=OptimizerConfig())
 
 
 def test_policy_without_tensor_parallelism_leaves_the_model_as_is():

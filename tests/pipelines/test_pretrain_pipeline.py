@@ -149,5 +149,8 @@ def test_pretrain_100b_plans_the_paper_moe_and_trains_experts_on_two_ranks(tmp_p
     assert 0 <= moe["drop_rate_after_warmup"] < 1 and moe["over_time"]
     load = moe["expert_load"][-1]["share"]
     assert len(load) == 1 and len(load[0]) == 4  # tiny: 2 blocks, MoE in the second
-    samples = _loaded(outputs["pretrain_100b.samples"])  # the gathered model generates in one process
+    # exported shard by shard, loaded in one process with all 4 experts for the samples
+    assert (tmp_path / "model" / "model.safetensors.index.json").exists()
+    assert not (tmp_path / "model" / "model.safetensors").exists()
+    samples = _loaded(outputs["pretrain_100b.samples"])
     assert all(len(rows) == 2 for rows in samples.values())

@@ -1,8 +1,9 @@
 """MoE pretraining on Ray Train: two CPU workers hold 4 experts each (expert parallelism over
 gloo inside ColossalAI's TorchDDPPlugin). One worker is killed mid-run; the group resumes from
 the expert-sharded checkpoint and the loss curve, the drop rates and the validation losses equal
-the uninterrupted run's. The final single-file weights hold all 8 experts and reproduce the
-validation loss in one process (EP=1).
+the uninterrupted run's. The final weights are written shard by shard (dense once, each rank's
+experts in its own file) and, loaded into one process holding all 8 experts (EP=1), reproduce
+the validation loss. Every step records the pre-clip norms of the local clipping (§3.4).
 
 Runs in a fresh interpreter: the pytest process may already hold a local Ray session.
 """
@@ -21,9 +22,9 @@ SCRIPT = textwrap.dedent("""
 
     import ray
     import torch
-    from safetensors.torch import load_file
 
     from m6_pipeline.model import M6Config, M6Model
+    from m6_pipeline.model.sharded_weights import INDEX, load_weights
     from m6_pipeline.pretraining.batches import validation_batches
     from m6_pipeline.training.config import OptimizerConfig, PluginConfig, PretrainJob, WorkersConfig
     from m6_pipeline.training.launch import run_pretraining
@@ -51,8 +52,8 @@ SCRIPT = textwrap.dedent("""
                         "files": sorted(str(p.relative_to(final)) for p in final.rglob("*")),
                         "final": str(final)}
         single = M6Model(model)  # EP=1: every expert in one process
-        # strict: every expert and the gates' running means are in the gathered file
-        single.load_state_dict(load_file(str(Path(out["whole"]["final"]) / "model.safetensors")))
+        # every expert and the gates' running means are in the shards
+        assert load_weights(single, Path(out["whole"]["final"]) / INDEX) == ([], [])
         val = {task: validation_batches(root / "shards", task, SPECIAL, job.mix, n_examples=32, batch_size=8,
                                         rank=0, world_size=1, seed=0)
                for task in job.mix.active_tasks}
@@ -67,7 +68,7 @@ def test_moe_expert_parallel_training_resumes_exactly(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     proc = subprocess.run([sys.executable, str(script), str(tmp_path)], check=False, capture_output=True,
-                          text=True, timeout=600, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          text=True, timeout=600, cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"})
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]
     out = json.loads(lines[-1][len("RESULT "):])
@@ -87,7 +88,11 @@ def test_moe_expert_parallel_training_resumes_exactly(tmp_path):
     assert abs(sum(load["share"][0]) - 1) < 1e-3
     files = set(whole["files"])
     assert {"experts/ep-000-of-002.safetensors", "experts/ep-001-of-002.safetensors",
-            "optimizer-ranks/rank-00000.pt", "optimizer-ranks/rank-00001.pt", "model.safetensors"} <= files
+            "optimizer-ranks/rank-00000.pt", "optimizer-ranks/rank-00001.pt", "model.safetensors.index.json",
+            "model-dense.safetensors", "model-experts-00000-00004.safetensors",
+            "model-experts-00004-00008.safetensors"} <= files
+    assert "model.safetensors" not in files  # no host gathers every expert
+    assert all(h["grad_norm"] > 0 and h["expert_grad_norm"] > 0 for h in history)
     first, last = whole["validation"][0], whole["validation"][-1]
     for task, loss in last.items():
         if task != "step":

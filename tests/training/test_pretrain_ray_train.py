@@ -69,7 +69,7 @@ def test_killed_worker_resumes_from_checkpoint_with_the_same_loss_curve(tmp_path
     script.write_text(SCRIPT)
     proc = subprocess.run([sys.executable, str(script), str(tmp_path), json.dumps(conf)],
                           check=False, capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"})
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]
     out = json.loads(lines[-1][len("RESULT "):])

@@ -15,7 +15,7 @@ from m6_pipeline.demos.config import DemoConfig
 from m6_pipeline.features.config import FeaturesConfig
 from m6_pipeline.features.patches import PatchExtractor
 from m6_pipeline.model.m6 import M6Model
-from m6_pipeline.model.pretrained import CARD, WEIGHTS, load_pretrained
+from m6_pipeline.model.pretrained import CARD, load_pretrained, weights_path
 from m6_pipeline.precision_choice import PrecisionChoice
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.precision import resolve_generation_precision
@@ -69,7 +69,7 @@ class TextToImageModel(TextModel):
 
 
 def _m6(model_dir: Path, what: str, pipeline: str) -> tuple[M6Model, dict]:
-    require(Path(model_dir) / WEIGHTS, what, pipeline)
+    require(weights_path(Path(model_dir)), what, pipeline)
     require(Path(model_dir) / CARD, f"model card of the {what}", pipeline)
     return load_pretrained(Path(model_dir))
 

@@ -1,6 +1,9 @@
-"""A trained M6 on disk: `model.safetensors` (tied weights stored once), `m6_config.json` and
-`model_card.json` (special token ids, tokenizer path, training run). What later stages, the
-notebooks and the app load."""
+"""A trained M6 on disk: its weights, `m6_config.json` and `model_card.json` (special token ids,
+tokenizer path, training run). What later stages, the notebooks and the app load.
+
+The weights are one `model.safetensors` (dense models, and MoE exports from before the sharded
+form), or an MoE model's expert-sharded form (`model.safetensors.index.json`, the dense file and
+one file per expert shard; model/sharded_weights.py), which loads at any expert-parallel size."""
 
 from __future__ import annotations
 
@@ -8,20 +11,54 @@ import json
 import shutil
 from pathlib import Path
 
-from safetensors.torch import load_model
-
 from m6_pipeline.model.config import M6Config
 from m6_pipeline.model.m6 import M6Model
+from m6_pipeline.model.moe import ExpertParallel
+from m6_pipeline.model.sharded_weights import DENSE_FILE, INDEX, load_weights
 
 WEIGHTS, CONFIG, CARD = "model.safetensors", "m6_config.json", "model_card.json"
 
 
+def weights_path(directory: Path) -> Path:
+    """The weights of the export in `directory`: its expert-sharded index if there is one, else
+    the single file (which may be missing). Both at once is refused: one is stale."""
+    directory = Path(directory)
+    index, single = directory / INDEX, directory / WEIGHTS
+    if index.exists() and single.exists():
+        raise ValueError(
+            f"{directory} holds both {WEIGHTS} and {INDEX}: one is left from an older export; "
+            "export the model again (export_pretrained clears the other form)"
+        )
+    return index if index.exists() else single
+
+
+def weight_files(weights: Path) -> list[Path]:
+    """Every file of the weights `weights_path` named: the single file, or the index, the dense
+    file and each expert shard."""
+    weights = Path(weights)
+    if weights.name != INDEX:
+        return [weights]
+    index = json.loads(weights.read_text())
+    shards = [weights.parent / shard["file"] for shard in index["expert_shards"]]
+    return [weights, weights.parent / DENSE_FILE, *shards]
+
+
 def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: Path) -> dict:
-    """Copy the final weights beside their config and card; returns the card."""
+    """Copy the final weights (a single file, or an expert-sharded index with its files) beside
+    their config and card; returns the card."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(weights, model_dir / WEIGHTS)
+    files = weight_files(weights)
+    sources = {path.resolve() for path in files}
+    for stale in [model_dir / WEIGHTS, model_dir / INDEX, model_dir / DENSE_FILE, *model_dir.glob("model-experts-*")]:
+        if stale.resolve() not in sources:  # the other form, or shards of another export
+            stale.unlink(missing_ok=True)
+    for path in files:
+        target = model_dir / (WEIGHTS if len(files) == 1 else path.name)
+        if target.resolve() != path.resolve():
+            shutil.copyfile(path, target)
     (model_dir / CONFIG).write_text(config.model_dump_json(indent=1))
-    card = {**card, "model_dir": str(model_dir), "weights": WEIGHTS, "config": CONFIG}
+    stored = WEIGHTS if len(files) == 1 else INDEX
+    card = {**card, "model_dir": str(model_dir), "weights": stored, "config": CONFIG}
     (model_dir / CARD).write_text(json.dumps(card, indent=1, ensure_ascii=False))
     return card
 
@@ -37,14 +74,19 @@ def load_config(model_dir: Path) -> M6Config:
     return M6Config.model_validate_json((model_dir / CONFIG).read_text())
 
 
-def load_pretrained(model_dir: Path, **config_updates: object) -> tuple[M6Model, dict]:
+def load_pretrained(
+    model_dir: Path, *, expert_parallel: ExpertParallel | None = None, **config_updates: object
+) -> tuple[M6Model, dict]:
     """The model in eval mode and its card. A missing directory says which pipeline makes it.
 
-    `config_updates` adapt the architecture for finetuning (e.g. `n_image_codes=512` adds the
-    code embedding and output layer of text-to-image, `dropout=0.1`): every pretrained weight
-    must load, and only the parameters the updates add may stay at their initialisation."""
+    `expert_parallel`: the group an MoE model's experts are sharded over (None: all experts in
+    this process); each rank reads only its experts. `config_updates` adapt the architecture for
+    finetuning (e.g. `n_image_codes=512` adds the code embedding and output layer of
+    text-to-image, `dropout=0.1`): every pretrained weight must load, and only the parameters
+    the updates add may stay at their initialisation."""
     model_dir = Path(model_dir)
-    if not (model_dir / WEIGHTS).exists():
+    weights = weights_path(model_dir)
+    if not weights.exists():
         raise FileNotFoundError(
             f"no trained M6 in {model_dir}; run `kedro run --pipeline=pretrain_base` "
             "(or pretrain_10b / pretrain_100b) first"
@@ -52,12 +94,12 @@ def load_pretrained(model_dir: Path, **config_updates: object) -> tuple[M6Model,
     config = M6Config.model_validate_json((model_dir / CONFIG).read_text())
     config = config.model_copy(update=config_updates) if config_updates else config
     config = M6Config.model_validate(config.model_dump())  # re-validate the updated fields
-    model = M6Model(config)
-    missing, unexpected = load_model(model, str(model_dir / WEIGHTS), strict=False)
+    model = M6Model(config, expert_parallel=expert_parallel)
+    missing, unexpected = load_weights(model, weights)
     added = {"embeddings.code.weight", "code_head.weight"}
     if unexpected or set(missing) - added:
         raise ValueError(
-            f"{model_dir / WEIGHTS} does not fit the model of {model_dir / CONFIG} with "
+            f"{weights} does not fit the model of {model_dir / CONFIG} with "
             f"{config_updates}: missing {sorted(set(missing) - added)}, unexpected {sorted(unexpected)}"
         )
     card = json.loads((model_dir / CARD).read_text())

@@ -24,7 +24,14 @@ class OptimizerConfig(_Frozen):
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = 100
     min_lr_ratio: float = Field(0.1, description="cosine decay ends at lr * min_lr_ratio")
-    grad_clip: float = 1.0
+    grad_clip: float = Field(1.0, gt=0, description="max gradient norm (L2) before each step")
+    expert_clipping: Literal["local", "with_dense"] = Field(
+        "local",
+        description="local (§3.4): the dense gradients are clipped by their own norm and each "
+        "rank's experts by the norm of its own shard (torch_ddp); with_dense: one norm per rank "
+        "over its dense gradients and its own experts, what ColossalAI's MoE optimizers do. "
+        "Neither computes a norm across all experts",
+    )
 
 
 class PluginConfig(_Frozen):

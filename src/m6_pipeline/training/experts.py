@@ -140,23 +140,3 @@ def load_expert_shard(model: nn.Module, experts: list[nn.Parameter], directory: 
         for name, p in model.named_parameters():
             if name in state:
                 p.copy_(state[name])
-
-
-def gather_full_state(model: nn.Module, experts: list[nn.Parameter], groups: ExpertGroups) -> dict[str, torch.Tensor]:
-    """The whole model with every expert, as an EP=1 model names it (for the final single-file
-    export; at laptop scale). Collective over the expert-parallel group."""
-    ids = {id(p) for p in experts}
-    state = {}
-    for name, p in model.named_parameters():
-        tensor = p.detach().contiguous()
-        if id(p) in ids and groups.ep.size > 1:
-            parts = [torch.empty_like(tensor) for _ in range(groups.ep.size)]
-            dist.all_gather(parts, tensor, group=groups.ep.group)
-            tensor = torch.cat(parts)
-        state[name] = tensor
-    # persistent buffers too (the MoE gate's running mean under router_centering): replicated
-    parameter_names = {name for name, _ in model.named_parameters()}
-    for name, tensor in model.state_dict().items():
-        if name not in parameter_names:
-            state[name] = tensor.detach().contiguous()
-    return state

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training.config import PretrainJob
 from m6_pipeline.training.checkpoints import STATE_FILE, newest_usable
-from m6_pipeline.training.loop import FINAL_WEIGHTS, train_loop_per_worker
+from m6_pipeline.model.pretrained import weights_path
+from m6_pipeline.training.loop import train_loop_per_worker
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Pat
     """Train on the current Ray cluster (ray.init already done by the caller or the Kedro hook).
 
     Returns the final training state (history, validation losses) and the directory of the
-    final checkpoint (sharded Booster files, train_state.json and model.safetensors).
+    final checkpoint (sharded Booster files, train_state.json and the weights for inference:
+    model.safetensors, or an MoE model's model.safetensors.index.json and its shards).
     """
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -85,6 +87,6 @@ def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Pat
     if final is None:
         raise RuntimeError(f"run {name} finished without a checkpoint; see the Ray logs under {storage / name}")
     state = json.loads((final / STATE_FILE).read_text())
-    if not (final / FINAL_WEIGHTS).exists():
-        raise RuntimeError(f"final checkpoint {final} has no {FINAL_WEIGHTS}")
+    if not weights_path(final).exists():
+        raise RuntimeError(f"final checkpoint {final} has no {weights_path(final).name}")
     return state, final

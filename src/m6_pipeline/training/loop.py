@@ -4,7 +4,10 @@ Ray Train has already initialised torch.distributed (gloo on CPU, nccl on GPU), 
 ColossalAI Booster is built directly here. Checkpoints go through the Booster (sharded model and
 optimizer) and are reported to Ray Train; a restarted worker group resumes from the last one.
 Everything a step does is a function of (seed, step, rank) — its batch, its masks, its dropout —
-so the loss curve after a resume equals the uninterrupted one.
+so the loss curve after a resume equals the uninterrupted one. Each step record carries the
+pre-clip gradient norm of whoever clipped (training/clipping.py). The final checkpoint carries
+the weights for inference: one file, or for an MoE model the expert-sharded form, written by the
+ranks that hold the experts (model/sharded_weights.py).
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ import torch
 import torch.distributed as dist
 
 from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
+from m6_pipeline.model.sharded_weights import save_expert_sharded
 from m6_pipeline.loop_precision import ffn_shape
 from m6_pipeline.precision_choice import DEFAULT_CACHE, PrecisionChoice, choose_precision
 from m6_pipeline.pretraining.batches import StepBatches, validation_batches
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.training import experts as ep
 from m6_pipeline.training.checkpoints import COMPLETE, STATE_FILE, newest_usable
+from m6_pipeline.training.clipping import clip_before_step, clip_plan, norm_after_step
 from m6_pipeline.training.config import OptimizerConfig, PretrainJob
 from m6_pipeline.training.moe_metrics import MoEMeter
 from m6_pipeline.training.plugins import autocast_dtype, make_plugin
@@ -108,8 +113,10 @@ def train_loop_per_worker(job_dict: dict) -> None:
     job = job.model_copy(update={"precision": precision.precision})
 
     plugin = make_plugin(
-        job.plugin, use_gpu=job.workers.use_gpu, precision=job.precision, model=job.model
+        job.plugin, use_gpu=job.workers.use_gpu, precision=job.precision, model=job.model,
+        optimizer=job.optimizer,
     )
+    clipping = clip_plan(job.plugin, job.optimizer, precision=job.precision, moe=job.model.moe is not None)
     data_rank, data_world = _data_parallel(plugin, rank, world)
     groups = _expert_groups(job, plugin)
     torch.manual_seed(job.seed)
@@ -186,16 +193,15 @@ def train_loop_per_worker(job_dict: dict) -> None:
         booster.backward(loss, optimizer)
         if local_experts:
             ep.sync_expert_gradients(experts, groups)
-            ep.clip_locally(dense, experts, job.optimizer.grad_clip)
-        elif job.precision != "bf16-master":  # the master-weight optimizer clips its fp32 grads
-            optimizer.clip_grad_by_norm(job.optimizer.grad_clip)
+        norms = clip_before_step(clipping, dense, experts)  # {} where the optimizer clips in step()
         optimizer.step()
+        norms.update(norm_after_step(clipping, optimizer))
         optimizer.zero_grad()
         scheduler.step()
 
         tokens = int(batch["lengths"].sum()) * data_world
         window_tokens += tokens
-        record = {"step": step, "task": task, "loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
+        record = {"step": step, "task": task, "loss": loss.item(), "lr": scheduler.get_last_lr()[0], **norms}
         if meter is not None:
             record.update(meter.step())  # loss = the LM loss; the router losses beside it
         if (step + 1) % job.log_every == 0 or step + 1 == job.steps:
@@ -223,7 +229,7 @@ def train_loop_per_worker(job_dict: dict) -> None:
                 state["moe_running_load"] = meter.state()
             _save_and_report(
                 booster, model, optimizer, scheduler, state, rank, step + 1, record, final, job,
-                groups if local_experts else None,
+                groups, local_experts,
             )
     if live is not None:
         live.end()
@@ -301,17 +307,18 @@ def _optimizer_file(job: PretrainJob) -> str:
 
 def _save_and_report(
     booster, model, optimizer, scheduler, state, rank: int, step: int, record, final: bool,
-    job: PretrainJob, groups: ep.ExpertGroups | None = None,
+    job: PretrainJob, groups: ep.ExpertGroups | None = None, local_experts: bool = False,
 ) -> None:
     """A sharded Booster checkpoint reported to Ray Train (files of all ranks are merged).
     With local experts, each expert shard and each rank's optimizer state beside it.
-    The final one also carries the weights as one safetensors file for inference."""
+    The final one also carries the weights for inference: one safetensors file, or with experts
+    (`groups`) the expert-sharded form, each shard written by a rank that holds it."""
     import ray.train
     from safetensors.torch import save_file, save_model
 
     with tempfile.TemporaryDirectory() as directory:
         booster.save_model(model, str(Path(directory) / "model"), shard=True)
-        if groups is not None:
+        if local_experts:
             experts = model.unwrap().expert_parameters()
             ep.save_expert_shard(model.unwrap(), experts, Path(directory), groups)
             path = _rank_optimizer_file(Path(directory), rank)
@@ -323,9 +330,7 @@ def _save_and_report(
             )
         booster.save_lr_scheduler(scheduler, str(Path(directory) / "lr_scheduler.pt"))
         if final and groups is not None:
-            full = ep.gather_full_state(model.unwrap(), model.unwrap().expert_parameters(), groups)
-            if rank == 0:
-                save_file(full, str(Path(directory) / FINAL_WEIGHTS))
+            save_expert_sharded(model.unwrap(), Path(directory), dense=rank == 0, experts=groups.saves_experts)
         elif final and job.plugin.tp_size > 1:
             # under tensor parallelism state_dict() gathers the shards: a collective of all ranks
             weights = model.unwrap().state_dict()
@@ -355,9 +360,10 @@ def _progress(job: PretrainJob, record: dict, seconds_per_step: float) -> None:
     """One line per logging window on rank 0 (Ray forwards it to the driver's console)."""
     left = (job.steps - record["step"] - 1) * seconds_per_step
     moe = f"drop {record['drop_rate']:.1%}  aux {record['aux_loss']:.3f}  " if "drop_rate" in record else ""
+    norm = f"grad norm {record['grad_norm']:.2f}  " if record.get("grad_norm") is not None else ""
     print(
         f"[{job.name}] step {record['step'] + 1}/{job.steps}  {record['task']:<22} "
-        f"loss {record['loss']:.3f}  {moe}{record['tokens_per_s']:,.0f} tokens/s  "
+        f"loss {record['loss']:.3f}  {moe}{norm}{record['tokens_per_s']:,.0f} tokens/s  "
         f"lr {record['lr']:.2e}  about {left / 60:.1f} min left",
         file=sys.__stdout__,  # Ray Train V2 patches print() to log *and* tee: one copy only
         flush=True,

@@ -15,13 +15,15 @@ from torch import nn
 
 class MasterWeightAdamW(torch.optim.AdamW):
     """AdamW over fp32 masters of a bf16 model. `step` copies the bf16 gradients into the
-    masters, clips them by global norm (`max_grad_norm`), updates, and writes the weights back."""
+    masters, clips them by global norm (`max_grad_norm`), updates, and writes the weights back.
+    `grad_norm` is the last step's pre-clip norm (None before the first clipped step)."""
 
     def __init__(self, model: nn.Module, *, max_grad_norm: float | None = None, **adamw) -> None:
         self.model_params = [p for p in model.parameters() if p.requires_grad]
         masters = [p.detach().float().clone() for p in self.model_params]
         super().__init__(masters, **adamw)
         self.max_grad_norm = max_grad_norm
+        self.grad_norm: float | None = None
 
     @property
     def masters(self) -> list[torch.Tensor]:
@@ -33,7 +35,7 @@ class MasterWeightAdamW(torch.optim.AdamW):
             master.grad = None if param.grad is None else param.grad.float()
         if self.max_grad_norm is not None:
             grads = [m for m in self.masters if m.grad is not None]
-            torch.nn.utils.clip_grad_norm_(grads, self.max_grad_norm)
+            self.grad_norm = float(torch.nn.utils.clip_grad_norm_(grads, self.max_grad_norm))
         loss = super().step(closure)
         for master, param in zip(self.masters, self.model_params, strict=True):
             param.copy_(master)
