@@ -221,3 +221,71 @@ def test_the_output_layer_holds_one_chunk_of_logits_however_many_tokens(tokens, 
         assert more - once == 2 * tokens * d
     assert more - once <= tokens * (6 * vocab + 2 * d)
     assert once <= 6 * tokens * vocab + 2 * tokens * d + 4 * vocab * d
+
+
+# host memory: one node of 8 GPUs (training/host_memory.py)
+NODES = ClusterSpec.of_gpu("A100-80GB", 128)
+SMALL_HOST = NODES.model_copy(update={"host_memory_gib": 256})
+GEMINI_10B = dict(plugin="gemini", micro_batch_size=8, activation_checkpointing=True)
+
+
+def test_10b_built_eagerly_on_8_gpu_nodes_exceeds_a_small_host_and_says_what_to_change():
+    p = plan(TEN_B, SMALL_HOST, PlanSettings(**GEMINI_10B, lazy_init=False))
+    assert p.device_fits and not p.fits and p.host.model_build == "eager"
+    # every worker builds the whole model in fp32 before the Booster moves it
+    assert p.host.model_build_bytes == pytest.approx(8 * 4 * p.n_params_full)
+    assert p.host.total_bytes > SMALL_HOST.host_memory_gib * GIB
+    with pytest.raises(PlanDoesNotFit) as raised:
+        check_fits(p)
+    message = str(raised.value)
+    assert f"short by {p.host.shortfall_bytes / GIB:.1f} GiB" in message and "host memory per node" in message
+    assert "lazy initialisation" in message and "host_memory_gib" in message
+
+
+def test_10b_built_lazily_fits_the_same_host():
+    p = check_fits(plan(TEN_B, SMALL_HOST, PlanSettings(**GEMINI_10B)))
+    assert p.settings.lazy_init and p.host.model_build == "lazy"
+    # Gemini materialises one tensor at a time: the word embedding, fp32 and its bf16 cast
+    assert p.host.model_build_bytes == pytest.approx(8 * 6 * TEN_B.vocab_size * TEN_B.d_model)
+    eager = plan(TEN_B, SMALL_HOST, PlanSettings(**GEMINI_10B, lazy_init=False))
+    assert p.host.total_bytes < eager.host.total_bytes - 250 * GIB
+
+
+def test_gemini_cpu_offload_moves_optimizer_states_to_host_memory():
+    on_gpu = plan(TEN_B, NODES, PlanSettings(**GEMINI_10B))
+    offloaded = plan(TEN_B, NODES, PlanSettings(**GEMINI_10B, offload_optim_frac=0.5))
+    per_gpu = 12 * on_gpu.n_params_full / 128  # fp32 master weights and two moments over 128 ranks
+    assert on_gpu.optimizer_states_bytes == pytest.approx(per_gpu)
+    assert offloaded.optimizer_states_bytes == pytest.approx(per_gpu / 2)
+    assert offloaded.host.optimizer_offload_bytes == pytest.approx(8 * per_gpu / 2)
+    assert on_gpu.host.optimizer_offload_bytes == 0
+    assert offloaded.host.total_bytes - on_gpu.host.total_bytes == pytest.approx(8 * per_gpu / 2)
+    with pytest.raises(ValueError, match="offload_optim_frac"):
+        PlanSettings(plugin="low_level_zero", offload_optim_frac=0.5)
+
+
+@pytest.mark.parametrize("settings", [
+    PlanSettings(**GEMINI_10B, lazy_init=False),
+    PlanSettings(**GEMINI_10B, offload_optim_frac=1.0),
+    PlanSettings(plugin="hybrid_parallel", tp_size=8, zero_stage=1, micro_batch_size=8),
+    PlanSettings(plugin="torch_ddp", micro_batch_size=2),
+], ids=["gemini_eager", "gemini_offload", "hybrid_tp8", "ddp"])
+def test_host_memory_parts_add_up_and_plan_json_carries_them(settings):
+    p = plan(TEN_B, NODES, settings)
+    assert sum(p.host.parts().values()) == pytest.approx(p.host.total_bytes)
+    assert p.host.fits == (p.host.total_bytes <= 1024 * GIB)
+    dumped = json.loads(json.dumps(p.model_dump(mode="json")))
+    assert dumped["host"]["total_bytes"] == pytest.approx(p.host.total_bytes)
+    assert dumped["cluster"]["host_memory_gib"] == 1024 and dumped["cluster"]["gpus_per_node"] == 8
+
+
+def test_host_memory_defaults_and_limits():
+    assert ClusterSpec.of_gpu("H200", 8).host_memory_gib == 2048
+    assert ClusterSpec(name="conf", n_gpus=16, gpu_memory_gib=80).host_memory_gib == 1024
+    assert ClusterSpec.cpu_host(2).host_memory_gib == 24
+    assert plan(LOCAL, ClusterSpec.cpu_host(2), PlanSettings(micro_batch_size=2, seq_len=128)).host is None
+    assert not PlanSettings(plugin="torch_ddp").lazy_init and PlanSettings(plugin="gemini").lazy_init
+    with pytest.raises(ValueError, match="lazy_init"):
+        PlanSettings(plugin="torch_ddp", lazy_init=True)
+    # one GPU: one worker process on its node
+    assert plan(BASE, A100, PlanSettings()).host.workers_per_node == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -59,14 +60,27 @@ class M6Embeddings(nn.Module):
         return torch.where(is_code.unsqueeze(-1), codes, words)
 
 
+def derive_seed(seed: int, *keys: int) -> int:
+    """A seed of its own for one tensor or layer: (seed, keys) mixed by numpy's SeedSequence."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint32)[0])
+
+
 class M6Model(nn.Module):
-    def __init__(self, config: M6Config, expert_parallel: ExpertParallel | None = None) -> None:
-        """expert_parallel: the group the MoE experts are sharded over (None: all experts here)."""
+    def __init__(
+        self, config: M6Config, expert_parallel: ExpertParallel | None = None, seed: int | None = None
+    ) -> None:
+        """expert_parallel: the group the MoE experts are sharded over (None: all experts here).
+        seed: of the initial weights (None: drawn from torch's global generator). Every weight
+        draws from a generator of its own, so the weights do not depend on the order in which
+        tensors are created or materialised: lazy initialisation (training/lazy_init.py) gives
+        the eager weights. Under lazy initialisation pass the seed: a draw there reads 0."""
         super().__init__()
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (), device="cpu"))
         self.config = config
         self.embeddings = M6Embeddings(config)
         self.blocks = nn.ModuleList(
-            Block(config, self._moe_ffn(config, i, expert_parallel)) for i in range(config.n_layers)
+            Block(config, self._moe_ffn(config, i, expert_parallel, seed)) for i in range(config.n_layers)
         )
         self.last_losses: dict[str, float] = {}
         self.ln_final = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
@@ -74,20 +88,19 @@ class M6Model(nn.Module):
         self.code_head = (
             nn.Linear(config.d_model, config.n_image_codes, bias=False) if config.n_image_codes else None
         )
-        self.apply(self._init_weights)
-        # GPT-2: residual projections scaled so the residual stream does not grow with depth
-        for name, parameter in self.named_parameters():
-            if name.endswith(("attention.proj.weight", "ffn.proj.weight")):
-                nn.init.normal_(parameter, std=config.init_std / math.sqrt(2 * config.n_layers))
+        self._init_weights(seed)
 
     @staticmethod
-    def _moe_ffn(config: M6Config, index: int, expert_parallel: ExpertParallel | None) -> MoELayer | None:
+    def _moe_ffn(
+        config: M6Config, index: int, expert_parallel: ExpertParallel | None, seed: int
+    ) -> MoELayer | None:
         if config.moe is None or not config.moe.is_moe_block(index):
             return None
         return MoELayer(
             config.d_model, config.expert_width, config.moe, init_std=config.init_std,
             output_std=config.init_std / math.sqrt(2 * config.n_layers), dropout=config.dropout,
             expert_parallel=expert_parallel, approximate=config.gelu_approximate,
+            seed=derive_seed(seed, 1, index),
         )
 
     @property
@@ -103,13 +116,19 @@ class M6Model(nn.Module):
         """Per MoE layer, what its last forward routed and dropped."""
         return [layer.statistics for layer in self.moe_layers if layer.statistics is not None]
 
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=self.config.init_std)
-            if module.bias is not None:
+    @torch.no_grad()
+    def _init_weights(self, seed: int) -> None:
+        """Linear and embedding weights N(0, init_std), biases 0; GPT-2's residual projections
+        N(0, init_std / sqrt(2 n_layers)), so the residual stream does not grow with depth.
+        Module i of `named_modules()` draws from a generator seeded `derive_seed(seed, 0, i)`."""
+        residual_std = self.config.init_std / math.sqrt(2 * self.config.n_layers)
+        for index, (name, module) in enumerate(self.named_modules()):
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                std = residual_std if name.endswith(("attention.proj", "ffn.proj")) else self.config.init_std
+                generator = torch.Generator().manual_seed(derive_seed(seed, 0, index))
+                nn.init.normal_(module.weight, std=std, generator=generator)
+            if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=self.config.init_std)
 
     @property
     def output_weight(self) -> torch.Tensor:
@@ -225,5 +244,5 @@ class M6Model(nn.Module):
 def count_parameters(config: M6Config) -> int:
     """Parameters of the model, counted on the meta device (no memory is allocated)."""
     with torch.device("meta"):
-        model = M6Model(config)
+        model = M6Model(config, seed=0)
     return sum(p.numel() for p in model.parameters())

@@ -222,8 +222,10 @@ class MoELayer(nn.Module):
     def __init__(
         self, d_model: int, d_ffn: int, config: MoEConfig, *, init_std: float, output_std: float,
         dropout: float = 0.0, expert_parallel: ExpertParallel | None = None, approximate: str = "none",
+        seed: int | None = None,
     ) -> None:
-        """approximate: `F.gelu`'s, as M6Config.gelu_approximate gives it."""
+        """approximate: `F.gelu`'s, as M6Config.gelu_approximate gives it. seed: of the experts'
+        weights (None: one draw from torch's global generator)."""
         super().__init__()
         ep = expert_parallel or ExpertParallel(None, 1, 0)
         if config.n_experts % ep.size:
@@ -249,9 +251,11 @@ class MoELayer(nn.Module):
         self.approximate = approximate
         self.statistics: MoEStatistics | None = None
         self.router_losses: tuple[torch.Tensor, torch.Tensor] | None = None
-        # one draw from the global generator, then one generator per *global* expert: every
-        # expert starts the same whatever the expert-parallel size (EP=2 equals EP=1)
-        self._init_experts(int(torch.randint(0, 2**31 - 1, (), device="cpu")), init_std, output_std)
+        # one seed, then one generator per *global* expert: every expert starts the same
+        # whatever the expert-parallel size (EP=2 equals EP=1)
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (), device="cpu"))
+        self._init_experts(seed, init_std, output_std)
         if ep.group is not None:
             from colossalai.tensor.moe_tensor.api import set_moe_tensor_ep_group
 
@@ -264,7 +268,7 @@ class MoELayer(nn.Module):
 
     @torch.no_grad()
     def _init_experts(self, seed: int, init_std: float, output_std: float) -> None:
-        if self.w1.is_meta:
+        if self.w1.device.type == "meta":  # (a lazy tensor says is_meta but has a device)
             return
         for local in range(self.n_local):
             generator = torch.Generator().manual_seed(seed + self.first_expert + local)

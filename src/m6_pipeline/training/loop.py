@@ -36,6 +36,7 @@ from m6_pipeline.training import experts as ep
 from m6_pipeline.training.checkpoints import COMPLETE, STATE_FILE, newest_usable
 from m6_pipeline.training.clipping import clip_before_step, clip_plan, norm_after_step
 from m6_pipeline.training.config import OptimizerConfig, PretrainJob
+from m6_pipeline.training.lazy_init import build_model
 from m6_pipeline.training.moe_metrics import MoEMeter
 from m6_pipeline.training.plugins import autocast_dtype, make_plugin
 from m6_pipeline.training.precision import MasterWeightAdamW
@@ -120,7 +121,8 @@ def train_loop_per_worker(job_dict: dict) -> None:
     data_rank, data_world = _data_parallel(plugin, rank, world)
     groups = _expert_groups(job, plugin)
     torch.manual_seed(job.seed)
-    model = M6Model(job.model, expert_parallel=groups.ep if groups else None)
+    # lazy under the sharding plugins: the Booster materialises only this rank's part
+    model = build_model(job.model, job.plugin.name, seed=job.seed, expert_parallel=groups.ep if groups else None)
     experts = model.expert_parameters()
     local_experts = groups is not None and job.plugin.name == "torch_ddp"  # our grads, clipping, IO
     if local_experts:

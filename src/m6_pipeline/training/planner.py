@@ -51,6 +51,10 @@ parameters are split over `ep_size` ranks and their optimizer states (ZeRO-1 and
 n_devices / ep_size ranks that hold the same experts; the dense part is planned as above. An MoE
 layer also keeps its dispatched tokens in and out of the experts and of the all-to-all, about
 k·c·s·b·h·(4 + 2·f/h) bytes in 16 bits (f the expert width, c the capacity factor).
+
+Host memory: on a GPU cluster, one node's (`HostMemory`, training/host_memory.py: model build,
+Gemini's optimizer offload, data loading, checkpoint staging, runtime) beside the GPU's; a plan
+fits when both do.
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from m6_pipeline.model.config import M6Config
 from m6_pipeline.model.linear_cross_entropy import chunk_rows
+from m6_pipeline.training import host_memory
+from m6_pipeline.training.host_memory import HostMemory
+from m6_pipeline.training.lazy_init import SHARDING_PLUGINS
 
 GIB = 2**30
 Plugin = Literal["torch_ddp", "low_level_zero", "gemini", "hybrid_parallel", "moe_hybrid_parallel"]
@@ -73,6 +80,14 @@ GPU_PRESETS: dict[str, tuple[float, float, float]] = {
     "H100-80GB": (80.0, 989.0, 67.0),
     "H200": (140.0, 989.0, 67.0),
 }
+# host memory of a typical 8-GPU node of each GPU, GiB (DGX A100: 1 TiB; DGX H100/H200: 2 TiB)
+NODE_HOST_MEMORY_GIB: dict[str, float] = {
+    "A100-40GB": 1024.0,
+    "A100-80GB": 1024.0,
+    "H100-80GB": 2048.0,
+    "H200": 2048.0,
+}
+CPU_HOST_MEMORY_GIB = 24.0  # this machine
 # which plugin allows which ZeRO stages, and its default stage
 ZERO_STAGES: dict[str, tuple[tuple[int, ...], int]] = {
     "torch_ddp": ((0,), 0),
@@ -88,8 +103,8 @@ class _Frozen(BaseModel):
 
 
 class ClusterSpec(_Frozen):
-    """n_gpus identical GPUs, or (n_gpus = 0) one host running n_workers CPU processes that
-    share its memory and its FLOP/s."""
+    """n_gpus identical GPUs in nodes of gpus_per_node, or (n_gpus = 0) one host running
+    n_workers CPU processes that share its memory and its FLOP/s."""
 
     name: str = "A100-80GB"
     n_gpus: int = Field(1, ge=0)
@@ -99,11 +114,23 @@ class ClusterSpec(_Frozen):
     )
     peak_tflops_fp32: float = Field(19.5, gt=0, description="fp32 per GPU without TF32")
     n_workers: int = Field(0, ge=0, description="CPU worker processes when n_gpus = 0")
-    host_memory_gib: float = Field(24.0, gt=0, description="host memory shared by the CPU workers")
+    gpus_per_node: int = Field(8, ge=1, description="GPUs (worker processes) per node")
+    host_memory_gib: float = Field(
+        CPU_HOST_MEMORY_GIB, gt=0,
+        description="one host's memory: shared by the CPU workers (n_gpus = 0), or of each GPU "
+        "node (default for GPUs: 1024, a DGX A100; 2048 for H100/H200 DGX-class nodes)",
+    )
     host_peak_gflops_bf16: float = Field(
         760.0, gt=0, description="whole host, all threads: torch.matmul 2048^3 bf16 (measured here)"
     )
     host_peak_gflops_fp32: float = Field(187.0, gt=0, description="whole host, fp32 matmul")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_host_memory(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("host_memory_gib") is None and data.get("n_gpus", 1) > 0:
+            data = {**data, "host_memory_gib": NODE_HOST_MEMORY_GIB["A100-80GB"]}
+        return data
 
     @model_validator(mode="after")
     def _has_devices(self) -> ClusterSpec:
@@ -126,6 +153,7 @@ class ClusterSpec(_Frozen):
             gpu_memory_gib=memory,
             peak_tflops_bf16=bf16,
             peak_tflops_fp32=fp32,
+            host_memory_gib=NODE_HOST_MEMORY_GIB[gpu],
         )
 
     @classmethod
@@ -146,6 +174,10 @@ class ClusterSpec(_Frozen):
     @property
     def n_devices(self) -> int:
         return self.n_workers if self.on_cpu else self.n_gpus
+
+    @property
+    def workers_per_node(self) -> int:
+        return self.n_workers if self.on_cpu else min(self.gpus_per_node, self.n_gpus)
 
     @property
     def device_memory_bytes(self) -> float:
@@ -181,6 +213,21 @@ class PlanSettings(_Frozen):
         0.10, ge=0, description="allocator fragmentation, share of allocated"
     )
     runtime_reserved_gib: float = Field(1.5, ge=0, description="CUDA context, NCCL, workspaces")
+    lazy_init: bool | None = Field(
+        None, description="build the model under LazyInitContext; defaults as the training loop "
+        "does: lazy under the sharding plugins, eager under torch_ddp",
+    )
+    offload_optim_frac: float = Field(
+        0.0, ge=0, le=1, description="gemini: share of the optimizer states (fp32 master weights "
+        "and moments) in host memory (GeminiPlugin's offload_optim_frac)",
+    )
+    host_runtime_gib: float = Field(3.0, ge=0, description="host memory of one GPU worker process")
+    host_data_loading_gib: float = Field(
+        1.0, ge=0, description="host memory of one worker's shard reader and validation batches"
+    )
+    checkpoint_shard_gib: float = Field(
+        1.0, ge=0, description="one checkpoint shard staged per worker (size_per_shard 1024 MB)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -189,6 +236,8 @@ class PlanSettings(_Frozen):
             plugin = data.get("plugin", "torch_ddp")
             if plugin in ZERO_STAGES:
                 data = {**data, "zero_stage": ZERO_STAGES[plugin][1]}
+        if isinstance(data, dict) and data.get("lazy_init") is None:
+            data = {**data, "lazy_init": data.get("plugin", "torch_ddp") in SHARDING_PLUGINS}
         return data
 
     @model_validator(mode="after")
@@ -202,6 +251,17 @@ class PlanSettings(_Frozen):
         if self.tp_size > 1 and self.plugin != "hybrid_parallel":
             raise ValueError(
                 f"tp_size={self.tp_size} needs plugin 'hybrid_parallel', not {self.plugin!r}"
+            )
+        if self.lazy_init and self.plugin not in SHARDING_PLUGINS:
+            raise ValueError(
+                f"lazy_init needs a plugin that shards the parameters ({sorted(SHARDING_PLUGINS)}); "
+                f"{self.plugin!r} replicates the model, so every worker builds it whole: set "
+                "lazy_init: false or plugin: gemini"
+            )
+        if self.offload_optim_frac > 0 and self.plugin != "gemini":
+            raise ValueError(
+                f"offload_optim_frac={self.offload_optim_frac} is Gemini's optimizer offload; set "
+                f"plugin: gemini or offload_optim_frac: 0 (not {self.plugin!r})"
             )
         if self.pp_size != 1:
             raise ValueError(
@@ -252,6 +312,9 @@ class Plan(_Frozen):
     capacity_bytes: float
     fits: bool
     shortfall_bytes: float = Field(description="total - capacity, 0 when it fits")
+    host: HostMemory | None = Field(
+        description="one node's host memory (GPU clusters); None on CPU, whose device plan is the host's"
+    )
     model_flops_per_token: float
     hardware_flops_per_token: float
     peak_flops_per_device: float
@@ -266,6 +329,10 @@ class Plan(_Frozen):
     def total_gib(self) -> float:
         return self.total_bytes / GIB
 
+    @property
+    def device_fits(self) -> bool:
+        return self.total_bytes <= self.capacity_bytes
+
     def breakdown(self) -> str:
         parts = {
             "parameters": self.parameters_bytes + self.gathered_parameters_bytes,
@@ -278,7 +345,7 @@ class Plan(_Frozen):
 
 
 class PlanDoesNotFit(ValueError):
-    """A plan needs more memory per device than the device has."""
+    """A plan needs more memory per device, or per node's host, than there is."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -357,7 +424,8 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
 
     parameters = sharded(weight, 3)
     gradients = sharded(grad, 2)
-    optimizer_states = sharded(optim, 1)
+    optimizer_states = sharded(optim, 1) * (1 - settings.offload_optim_frac)
+    offloaded = sharded(optim, 1) * settings.offload_optim_frac
     communication = (per_rank + experts_per_rank) * buckets
     layer_params = (non_embedding - experts - 2 * h) / n_layers  # final norm is not a layer
     gathered = 2 * layer_params / t * weight if stage >= 3 else 0.0
@@ -396,6 +464,10 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
     mfu_planned = settings.mfu * model_flops / hardware_flops
     tokens_per_s = n_devices * peak * mfu_planned / model_flops
     global_batch = b * dp
+    host = None if cluster.on_cpu else _plan_host(
+        config, cluster, settings, offloaded, built=full - experts + experts_per_rank,
+        kept=per_rank + experts_per_rank, n_params_full=full,
+    )
     return Plan(
         config=config,
         cluster=cluster,
@@ -426,8 +498,9 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
         allowance_bytes=allowance,
         total_bytes=total,
         capacity_bytes=capacity,
-        fits=total <= capacity,
+        fits=total <= capacity and (host is None or host.fits),
         shortfall_bytes=max(0.0, total - capacity),
+        host=host,
         model_flops_per_token=model_flops,
         hardware_flops_per_token=hardware_flops,
         peak_flops_per_device=peak,
@@ -438,6 +511,60 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
         samples_per_s=tokens_per_s / s,
         step_time_s=global_batch * s / tokens_per_s,
     )
+
+
+def _plan_host(
+    config: M6Config, cluster: ClusterSpec, settings: PlanSettings, offloaded: float, *,
+    built: float, kept: float, n_params_full: int,
+) -> HostMemory:
+    """Rank 0's node: `built` parameters made by an eager build, `kept` after sharding, and
+    `offloaded` optimizer bytes per worker."""
+    ep = settings.ep_size
+    build = host_memory.model_build_bytes_per_worker(
+        config, plugin=settings.plugin, lazy=bool(settings.lazy_init), precision=settings.precision,
+        built_params=built, rank_params=kept, ep_size=ep,
+    )
+    data = host_memory.data_loading_bytes_per_worker(
+        config, micro_batch=settings.micro_batch_size, seq_len=settings.seq_len,
+        reader_gib=settings.host_data_loading_gib,
+    )
+    # the final safetensors file holds the weights as trained: bf16 under ZeRO, fp32 under DDP
+    final_bytes_per_param = 2 if settings.precision == "bf16" and settings.plugin != "torch_ddp" else 4
+    return host_memory.plan_host_memory(
+        workers_per_node=cluster.workers_per_node, lazy=bool(settings.lazy_init),
+        build_bytes_per_worker=build, offload_bytes_per_worker=offloaded,
+        data_bytes_per_worker=data, checkpoint_shard_gib=settings.checkpoint_shard_gib,
+        final_weights_bytes=final_bytes_per_param * n_params_full,
+        runtime_gib_per_worker=settings.host_runtime_gib, capacity_gib=cluster.host_memory_gib,
+    )
+
+
+def _host_alternatives(p: Plan) -> list[str]:
+    """Changes that would make one node's host memory fit, each re-planned."""
+    ideas: list[str] = []
+    config, settings, cluster = p.config, p.settings, p.cluster
+
+    def describe(change: str, new: Plan) -> str:
+        verdict = "fits" if new.fits else "still short"
+        return (f"{change}: {new.host.total_gib:.1f} GiB per node, "
+                f"{new.total_gib:.1f} GiB per GPU ({verdict})")
+
+    if not settings.lazy_init:
+        lazy = settings.model_copy(update={"lazy_init": True})
+        change = "lazy initialisation (lazy_init: true; each worker materialises only its part)"
+        if settings.plugin not in SHARDING_PLUGINS:
+            lazy = settings.model_copy(
+                update={"plugin": "gemini", "zero_stage": 3, "tp_size": 1, "lazy_init": True}
+            )
+            change = "lazy initialisation under plugin 'gemini' (ZeRO-3: torch_ddp replicates the model)"
+        ideas.append(describe(change, plan(config, cluster, lazy)))
+    if settings.offload_optim_frac > 0:
+        on_gpu = settings.model_copy(update={"offload_optim_frac": 0.0})
+        ideas.append(describe("optimizer states on the GPUs (offload_optim_frac: 0)",
+                              plan(config, cluster, on_gpu)))
+    needed = -(-p.host.total_bytes // (64 * GIB)) * 64
+    ideas.append(f"nodes with more host memory: host_memory_gib {needed:.0f} or more")
+    return ideas
 
 
 def _alternatives(p: Plan) -> list[str]:
@@ -451,13 +578,14 @@ def _alternatives(p: Plan) -> list[str]:
 
     if config.moe is not None and settings.ep_size < cluster.n_devices:
         spread = settings.model_copy(update={"plugin": "moe_hybrid_parallel", "ep_size": cluster.n_devices,
+                                             "lazy_init": True,
                                              "zero_stage": max(1, settings.zero_stage or 0)})
         if not cluster.on_cpu and config.moe.n_experts % cluster.n_devices == 0:
             ideas.append(describe(
                 f"shard the experts over all {cluster.n_devices} GPUs (plugin 'moe_hybrid_parallel', "
                 f"ep_size {cluster.n_devices})", plan(config, cluster, spread)))
     if not cluster.on_cpu and (settings.zero_stage or 0) < 3 and config.moe is None:
-        sharded = settings.model_copy(update={"plugin": "gemini", "zero_stage": 3, "tp_size": 1})
+        sharded = settings.model_copy(update={"plugin": "gemini", "zero_stage": 3, "tp_size": 1, "lazy_init": True})
         ideas.append(
             describe(
                 "shard weights, gradients and optimizer states with plugin 'gemini' (ZeRO-3)",
@@ -466,7 +594,7 @@ def _alternatives(p: Plan) -> list[str]:
         )
         if (settings.zero_stage or 0) < 2:
             zero2 = settings.model_copy(
-                update={"plugin": "low_level_zero", "zero_stage": 2, "tp_size": 1}
+                update={"plugin": "low_level_zero", "zero_stage": 2, "tp_size": 1, "lazy_init": True}
             )
             ideas.append(
                 describe(
@@ -477,7 +605,7 @@ def _alternatives(p: Plan) -> list[str]:
         sharded_settings = (
             settings
             if (settings.zero_stage or 0) >= 3
-            else settings.model_copy(update={"plugin": "gemini", "zero_stage": 3, "tp_size": 1})
+            else settings.model_copy(update={"plugin": "gemini", "zero_stage": 3, "tp_size": 1, "lazy_init": True})
         )
         n = cluster.n_gpus
         while n < 65536:
@@ -517,6 +645,17 @@ def check_fits(p: Plan) -> Plan:
     the changes that would fit, each re-planned."""
     if p.fits:
         return p
+    problems = []
+    if p.host is not None and not p.host.fits:
+        h = p.host
+        problems.append(
+            f"M6 with {p.n_params_full / 1e9:.2f}B parameters needs {h.total_gib:.1f} GiB of host "
+            f"memory per node ({h.workers_per_node} GPU workers, model built {h.model_build}) but a "
+            f"node has {h.capacity_bytes / GIB:.1f} GiB: short by {h.shortfall_bytes / GIB:.1f} GiB "
+            f"[{h.breakdown()} GiB]. To fit, try: " + "; ".join(_host_alternatives(p)) + "."
+        )
+    if p.device_fits:
+        raise PlanDoesNotFit(" ".join(problems))
     device = "CPU worker" if p.device_kind == "cpu" else "GPU"
     message = (
         f"M6 with {p.n_params_full / 1e9:.2f}B parameters needs {p.total_gib:.1f} GiB per {device} "
@@ -525,4 +664,5 @@ def check_fits(p: Plan) -> Plan:
         f"{p.capacity_bytes / GIB:.1f} GiB: short by {p.shortfall_bytes / GIB:.1f} GiB "
         f"[{p.breakdown()} GiB]."
     )
-    raise PlanDoesNotFit(message + " To fit, try: " + "; ".join(_alternatives(p)) + ".")
+    message += " To fit, try: " + "; ".join(_alternatives(p)) + "."
+    raise PlanDoesNotFit(" ".join([message, *problems]))
