@@ -1,12 +1,15 @@
 """Training tokens/s and model-FLOPs utilisation (MFU) of M6 on one CUDA GPU.
 
-    .venv/bin/python benchmarks/gpu_mfu.py [--size base] [--seq 512] [--micro-batch 8]
+    python benchmarks/gpu_mfu.py [--size base] [--seq 512] [--micro-batch 8 16 32]
         [--steps 20 --warmup 5] [--precision autocast|bf16-master] [--compile]
-        [--peak-tflops 989] [--output PATH]
+        [--peak-tflops 989] [--output PATH] [--dry-run]
 
 Builds M6 at a named size of Table 4 (`M6Config.of_size`), feeds it language_modelling batches
 (empty prefix, every position a causal target) of micro-batch x seq tokens, and times optimizer
-steps after a warm-up, synchronising the GPU around the timed window.
+steps after a warm-up, synchronising the GPU around the timed window. Several --micro-batch
+values make a sweep on the same model and optimizer, smallest first; one that runs out of
+memory is recorded as such and ends the sweep. --dry-run builds the config and prints the
+planner's memory for each micro-batch on an H200 without touching CUDA.
 
 Precision:
 - autocast: fp32 weights, bf16 math under torch.autocast, fused AdamW on the fp32 weights
@@ -20,7 +23,9 @@ parameters in matrix products, from the planner, `m6_pipeline.training.planner`)
 planner's per-GPU memory for the same run is printed beside the measured peak allocation.
 
 Writes JSON to --output, default $OUT/gpu_mfu.json when $OUT is set, else
-benchmarks/results/gpu_mfu.json. Exits with status 2 and a message when there is no CUDA device.
+benchmarks/results/gpu_mfu.json: one record per micro-batch under "runs", the fastest one's
+figures at the top level. Exits with status 2 and a message when there is no CUDA device.
+Runs from a copy of the repository without installing it (src/ goes on the import path).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
 # dense bf16 tensor TFLOP/s by a substring of torch.cuda.get_device_name()
 PEAK_TFLOPS_BF16 = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 
@@ -48,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", default="base", help="a named size of M6Config (base, 10b, tiny)")
     parser.add_argument("--vocab", type=int, default=None, help="override the vocabulary size")
     parser.add_argument("--seq", type=int, default=512, help="positions per sequence")
-    parser.add_argument("--micro-batch", type=int, default=8, help="sequences per step")
+    parser.add_argument("--micro-batch", type=int, nargs="+", default=[8], help="sequences per step (a sweep)")
     parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (and compile)")
     parser.add_argument("--repeats", type=int, default=3, help="timed windows of --steps each")
@@ -58,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak dense bf16 TFLOP/s")
     parser.add_argument("--output", type=Path, default=None, help="JSON result path")
+    parser.add_argument("--dry-run", action="store_true", help="build the config and plan; no CUDA")
     return parser.parse_args(argv)
 
 
@@ -83,22 +90,9 @@ def peak_tflops(requested: float | None, device_name: str) -> float:
     sys.exit(f"no known bf16 peak for {device_name!r}: pass --peak-tflops")
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    require_cuda()
-    import torch
-
-    from m6_pipeline.machine import describe_machine
+def model_config(args: argparse.Namespace):
     from m6_pipeline.model.config import M6Config
-    from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
-    from m6_pipeline.model.masking import TARGET_TEXT
-    from m6_pipeline.training.planner import GIB, ClusterSpec, PlanSettings, plan
 
-    device = torch.device("cuda")
-    name = torch.cuda.get_device_name(device)
-    peak = peak_tflops(args.peak_tflops, name)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.manual_seed(0)
     overrides: dict[str, object] = {
         "max_positions": max(512, args.seq),
         "dropout": args.dropout,
@@ -106,20 +100,52 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.vocab:
         overrides["vocab_size"] = args.vocab
-    config = M6Config.of_size(args.size, **overrides)
-    model = M6Model(config).to(device).train()
+    return M6Config.of_size(args.size, **overrides)
 
+
+def planned(args: argparse.Namespace, config, batch: int, name: str, memory_gib: float, peak: float):
+    """The planner's figures for this run (the torch_ddp plan counts DDP buckets, 4 B/param,
+    that a single-GPU run lacks)."""
+    from m6_pipeline.training.planner import ClusterSpec, PlanSettings, plan
+
+    return plan(
+        config,
+        ClusterSpec(name=name, n_gpus=1, gpu_memory_gib=memory_gib, peak_tflops_bf16=peak),
+        PlanSettings(
+            plugin="torch_ddp" if args.precision == "autocast" else "low_level_zero",
+            micro_batch_size=batch,
+            seq_len=args.seq,
+            activation_checkpointing=args.activation_checkpointing,
+        ),
+    )
+
+
+def dry_run(args: argparse.Namespace) -> None:
+    from m6_pipeline.training.planner import GIB
+
+    config = model_config(args)
+    for batch in args.micro_batch:
+        p = planned(args, config, batch, "H200 (assumed)", 141.0, peak_tflops(args.peak_tflops, "H200"))
+        print(f"dry run: M6-{args.size} {args.precision}, {batch} x {args.seq}: planned "
+              f"{p.allocated_bytes / GIB:.1f} GiB allocated on a 141 GiB H200; no CUDA touched")
+
+
+def measure(args: argparse.Namespace, model, config, batch: int) -> dict:
+    """Tokens/s of optimizer steps at one micro-batch (median of --repeats windows)."""
+    import torch
+
+    from m6_pipeline.model.m6 import IGNORE_INDEX
+    from m6_pipeline.model.masking import TARGET_TEXT
+
+    device = torch.device("cuda")
     if args.precision == "bf16-master":
-        model = model.to(torch.bfloat16)
         weights = [p for p in model.parameters() if p.requires_grad]
         master = [p.detach().float().clone().requires_grad_(True) for p in weights]
-        optimizer = torch.optim.AdamW(master, lr=1e-4, weight_decay=0.01, fused=True)
     else:
         weights = master = list(model.parameters())
-        optimizer = torch.optim.AdamW(master, lr=1e-4, weight_decay=0.01, fused=True)
+    optimizer = torch.optim.AdamW(master, lr=1e-4, weight_decay=0.01, fused=True)
     forward = torch.compile(model) if args.compile else model
-
-    batch, seq = args.micro_batch, args.seq
+    seq = args.seq
     ids = torch.randint(4, config.vocab_size, (batch, seq), device=device)
     labels = torch.full_like(ids, IGNORE_INDEX)
     labels[:, :-1] = ids[:, 1:]
@@ -147,77 +173,102 @@ def main(argv: list[str] | None = None) -> None:
             loss.backward()
             optimizer.step()
 
-    try:
+    start = time.perf_counter()
+    for _ in range(args.warmup):
+        step()
+    torch.cuda.synchronize()
+    warmup_s = time.perf_counter() - start
+    torch.cuda.reset_peak_memory_stats()
+    rates = []
+    for _ in range(args.repeats):
+        torch.cuda.synchronize()
         start = time.perf_counter()
-        for _ in range(args.warmup):
+        for _ in range(args.steps):
             step()
         torch.cuda.synchronize()
-        warmup_s = time.perf_counter() - start
-        torch.cuda.reset_peak_memory_stats()
-        rates = []
-        for _ in range(args.repeats):
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            torch.cuda.synchronize()
-            rates.append(args.steps * batch * seq / (time.perf_counter() - start))
-    except torch.OutOfMemoryError:
-        sys.exit(
-            f"out of memory at micro-batch {batch} x {seq} on {name}: lower --micro-batch "
-            "or add --activation-checkpointing"
-        )
+        rates.append(args.steps * batch * seq / (time.perf_counter() - start))
+    return {"micro_batch": batch, "warmup_s": warmup_s, "tokens_per_s_median": statistics.median(rates),
+            "tokens_per_s_all": rates, "max_memory_allocated_gib": torch.cuda.max_memory_allocated() / 2**30}
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.dry_run:
+        dry_run(args)
+        return
+    require_cuda()
+    import torch
+
+    from m6_pipeline.machine import describe_machine
+    from m6_pipeline.model.m6 import M6Model
+    from m6_pipeline.training.planner import GIB
+
+    device = torch.device("cuda")
+    name = torch.cuda.get_device_name(device)
+    peak = peak_tflops(args.peak_tflops, name)
     memory_gib = torch.cuda.get_device_properties(device).total_memory / GIB
-    planned = plan(
-        config,
-        ClusterSpec(name=name, n_gpus=1, gpu_memory_gib=memory_gib, peak_tflops_bf16=peak),
-        PlanSettings(
-            plugin="torch_ddp" if args.precision == "autocast" else "low_level_zero",
-            micro_batch_size=batch,
-            seq_len=seq,
-            activation_checkpointing=args.activation_checkpointing,
-        ),
-    )
-    tokens_per_s = statistics.median(rates)
-    achieved = tokens_per_s * planned.model_flops_per_token
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.manual_seed(0)
+    config = model_config(args)
+    model = M6Model(config).to(device).train()
+    if args.precision == "bf16-master":
+        model = model.to(torch.bfloat16)
+
+    runs = []
+    for batch in sorted(args.micro_batch):
+        plan = planned(args, config, batch, name, memory_gib, peak)
+        try:
+            run = measure(args, model, config, batch)
+        except torch.OutOfMemoryError:
+            model.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            runs.append({"micro_batch": batch, "error": f"out of memory at {batch} x {args.seq} on {name}",
+                         "planned_allocated_gib": plan.allocated_bytes / GIB})
+            print(f"{name}: micro-batch {batch}: out of memory (planned {plan.allocated_bytes / GIB:.1f} GiB)")
+            break
+        achieved = run["tokens_per_s_median"] * plan.model_flops_per_token
+        run.update(
+            samples_per_s=run["tokens_per_s_median"] / args.seq,
+            achieved_tflops=achieved / 1e12,
+            mfu=achieved / (peak * 1e12),
+            planned_allocated_gib=plan.allocated_bytes / GIB,
+            planned_total_gib=plan.total_bytes / GIB,
+        )
+        runs.append(run)
+        print(
+            f"{name}: M6-{args.size} {args.precision}{' compiled' if args.compile else ''}, "
+            f"{batch} x {args.seq}: {run['tokens_per_s_median']:,.0f} tokens/s, {achieved / 1e12:.1f} TFLOP/s, "
+            f"MFU {run['mfu']:.1%} of {peak:.0f}; peak memory {run['max_memory_allocated_gib']:.1f} GiB "
+            f"(planned {run['planned_allocated_gib']:.1f})",
+            flush=True,
+        )
+    measured = [run for run in runs if "error" not in run]
+    if not measured:
+        sys.exit(f"no micro-batch of {args.micro_batch} fits on {name}: add --activation-checkpointing")
+    best = max(measured, key=lambda run: run["tokens_per_s_median"])
     result = {
         "machine": describe_machine(),
         "device": name,
         "torch": torch.__version__,
         "size": args.size,
-        "n_params_full": planned.n_params_full,
-        "n_params_matmul": planned.n_params_matmul,
-        "seq": seq,
-        "micro_batch": batch,
+        "n_params_full": plan.n_params_full,
+        "n_params_matmul": plan.n_params_matmul,
+        "seq": args.seq,
         "precision": args.precision,
         "compiled": args.compile,
         "activation_checkpointing": args.activation_checkpointing,
         "dropout": args.dropout,
-        "warmup_s": warmup_s,
-        "tokens_per_s_median": tokens_per_s,
-        "tokens_per_s_all": rates,
-        "samples_per_s": tokens_per_s / seq,
-        "model_flops_per_token": planned.model_flops_per_token,
+        "model_flops_per_token": plan.model_flops_per_token,
         "flops_formula": "6*N_matmul + 12*L*d*T per token",
-        "achieved_tflops": achieved / 1e12,
         "peak_tflops": peak,
-        "mfu": achieved / (peak * 1e12),
-        "max_memory_allocated_gib": torch.cuda.max_memory_allocated() / GIB,
-        "planned_allocated_gib": planned.allocated_bytes / GIB,
-        "planned_total_gib": planned.total_bytes / GIB,
+        **best,
+        "runs": runs,
         "planner_note": "torch_ddp plan counts DDP buckets (4 B/param) this single-GPU run lacks",
     }
     output = args.output or default_output()
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=1))
-    print(
-        f"{name}: M6-{args.size} {args.precision}{' compiled' if args.compile else ''}, "
-        f"{batch} x {seq}: {tokens_per_s:,.0f} tokens/s, {achieved / 1e12:.1f} TFLOP/s, "
-        f"MFU {result['mfu']:.1%} of {peak:.0f}; peak memory "
-        f"{result['max_memory_allocated_gib']:.1f} GiB (planned {result['planned_allocated_gib']:.1f})"
-    )
-    print(f"wrote {output}")
+    print(f"best: micro-batch {best['micro_batch']}, MFU {best['mfu']:.1%}; wrote {output}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Training tokens/s and MFU of one M6-100B-shaped MoE block on one CUDA GPU.
 
-    .venv/bin/python benchmarks/gpu_moe_mfu.py [--local-experts 8] [--seq 272 --micro-batch 16]
-        [--top-k 1] [--capacity-factor 1.25] [--steps 20 --warmup 5] [--peak-tflops 989]
+    python benchmarks/gpu_moe_mfu.py [--local-experts 8] [--seq 272 --micro-batch 16]
+        [--top-k 1] [--capacity-factor 1.25] [--steps 20 --warmup 5] [--peak-tflops 989] [--dry-run]
 
 M6-100B shards 1024 experts over 128 GPUs: each GPU computes attention for its own tokens and
 8 local experts for the tokens the all-to-all brings it. This script times that work on one
@@ -15,6 +15,8 @@ FLOPs per token / peak (--peak-tflops, else A100 312, H100/H200 989 dense bf16).
 
 Writes JSON to --output, default $OUT/gpu_moe_mfu.json when $OUT is set, else
 benchmarks/results/gpu_moe_mfu.json. Exits with status 2 when there is no CUDA device.
+--dry-run builds the configs and checks that torch has `F.grouped_mm` (the experts' products),
+without touching CUDA. Runs from a copy of the repository without installing it.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "src"))
 from gpu_mfu import peak_tflops, require_cuda  # noqa: E402
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--local-experts", type=int, default=8)
     parser.add_argument("--seq", type=int, default=272)
@@ -43,21 +46,42 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--dry-run", action="store_true", help="build the configs, check grouped_mm; no CUDA")
+    return parser.parse_args(argv)
+
+
+def configs(args: argparse.Namespace):
+    """The 100B block's M6Config and the local experts' MoEConfig."""
+    from m6_pipeline.model.config import M6Config
+    from m6_pipeline.model.moe import MoEConfig
+
+    config = M6Config.of_size("100b", dropout=0.0)
+    return config, MoEConfig(n_experts=args.local_experts, top_k=args.top_k, capacity_factor=args.capacity_factor)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.dry_run:
+        import torch.nn.functional as F
+
+        config, moe = configs(args)
+        if not hasattr(F, "grouped_mm"):
+            sys.exit("this torch has no torch.nn.functional.grouped_mm, which the MoE layer needs (torch >= 2.9)")
+        print(f"dry run: {moe.n_experts} local experts of width {config.expert_width}, top-{moe.top_k}, "
+              f"{args.micro_batch} x {args.seq} tokens; no CUDA touched")
+        return
     require_cuda()
     import torch
 
     from m6_pipeline.machine import describe_machine
     from m6_pipeline.model.blocks import Block
-    from m6_pipeline.model.config import M6Config
-    from m6_pipeline.model.moe import MoEConfig, MoELayer
+    from m6_pipeline.model.moe import MoELayer
 
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
     peak = peak_tflops(args.peak_tflops, name) * 1e12
     torch.manual_seed(0)
-    config = M6Config.of_size("100b", dropout=0.0)
-    moe = MoEConfig(n_experts=args.local_experts, top_k=args.top_k, capacity_factor=args.capacity_factor)
+    config, moe = configs(args)
     d, f, seq, batch = config.d_model, config.expert_width, args.seq, args.micro_batch
     layer = MoELayer(d, f, moe, init_std=0.02, output_std=0.02 / (2 * config.n_layers) ** 0.5)
     block = Block(config, layer).to(device).train()

@@ -2,11 +2,12 @@
 generator step (L1 + perceptual + commitment + adaptively weighted hinge GAN) and
 discriminator step, bf16 autocast, the project's VQGAN and losses.
 
-    .venv/bin/python benchmarks/gpu_vqgan_step.py [--batch 12] [--steps 20 --warmup 5]
+    python benchmarks/gpu_vqgan_step.py [--batch 12] [--steps 20 --warmup 5] [--dry-run]
 
 Reports images/s and ms per step; with --perceptual-weights a real VGG16 trunk, else the random
 substitute. Writes JSON to --output, default $OUT/gpu_vqgan_step.json when $OUT is set, else
 benchmarks/results/gpu_vqgan_step.json. Exits with status 2 when there is no CUDA device.
+--dry-run validates the job and exits without touching CUDA.
 """
 
 from __future__ import annotations
@@ -25,25 +26,39 @@ sys.path.insert(0, str(ROOT / "src"))
 from gpu_mfu import require_cuda  # noqa: E402
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--perceptual-weights", type=Path, default=None)
     parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--dry-run", action="store_true", help="validate the job; no CUDA")
+    return parser.parse_args(argv)
+
+
+def vqgan_job(args: argparse.Namespace):
+    from m6_pipeline.vqgan import VQGANJob
+
+    return VQGANJob.model_validate({
+        "loss": {"disc_start": 0, "perceptual_weights": str(args.perceptual_weights) if args.perceptual_weights else None},
+        "training": {"batch_size": args.batch},
+    })
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    job = vqgan_job(args)
+    if args.dry_run:
+        print(f"dry run: VQGAN {job.model.grid}x{job.model.grid} codes of {job.model.codebook_size}, "
+              f"batch {args.batch}; no CUDA touched")
+        return
     require_cuda()
     import torch
 
     from m6_pipeline.machine import describe_machine
-    from m6_pipeline.vqgan import VQGANJob
     from m6_pipeline.vqgan.train import VQGANTrainer
 
-    job = VQGANJob.model_validate({
-        "loss": {"disc_start": 0, "perceptual_weights": str(args.perceptual_weights) if args.perceptual_weights else None},
-        "training": {"batch_size": args.batch},
-    })
     trainer = VQGANTrainer(job)
     device = torch.device("cuda")
     for module in (trainer.model, trainer.discriminator, trainer.perceptual):
