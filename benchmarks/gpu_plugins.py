@@ -18,8 +18,8 @@ Gradient norms (L2 over all parameters):
   the `div_scale` Gemini hands its fused Adam instead of scaling the gradients.
 torch_ddp is clipped here with the Booster optimizer's `clip_grad_by_norm` (as the training
 loop does); the other plugins clip themselves when `make_plugin` passes them max_norm. The record
-says which, and whether the plugin clipped. Gemini trains with ColossalAI's FusedAdam (its
-optimizer must be one of ColossalAI's; the fused CUDA kernel is built on first use).
+says which, and whether the plugin clipped. The optimizer is the training loop's
+(training/optimizers.py): HybridAdam under gemini, whose fused CUDA kernel is built on first use.
 
 Writes JSON to --output, default $OUT/gpu_plugin_<plugin>.json when $OUT is set, else
 benchmarks/results/gpu_plugin_<plugin>.json. Exit status 3 when a check fails, 2 without CUDA.
@@ -28,7 +28,6 @@ benchmarks/results/gpu_plugin_<plugin>.json. Exit status 3 when a check fails, 2
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -108,7 +107,9 @@ def run_settings(args: argparse.Namespace) -> PluginRun:
     return PluginRun(
         plugin=PluginConfig(**plugin),
         model=M6Config.of_size("tiny", vocab_size=512, max_positions=args.seq, dropout=0.0, moe=moe),
-        optimizer=OptimizerConfig(lr=args.lr, grad_clip=args.max_norm, weight_decay=0.0),
+        # ColossalAI's MoE optimizer clips experts with the dense gradients (training/clipping.py)
+        optimizer=OptimizerConfig(lr=args.lr, grad_clip=args.max_norm, weight_decay=0.0,
+                                  expert_clipping="with_dense" if moe else "local"),
         steps=args.steps, batch_size=args.batch, seq=args.seq, device=args.device, precision=args.precision,
     )
 
@@ -117,11 +118,6 @@ def default_output(plugin: str) -> Path:
     name = f"gpu_plugin_{plugin}.json"
     out = os.environ.get("OUT")
     return Path(out) / name if out else ROOT / "benchmarks" / "results" / name
-
-
-def plugin_takes_max_norm() -> bool:
-    """Whether `make_plugin` hands the plugins a clipping norm (its `max_norm` keyword)."""
-    return "max_norm" in inspect.signature(make_plugin).parameters
 
 
 def _free_port() -> int:
@@ -163,15 +159,10 @@ def _parameter_grad_norm(model) -> float | None:
 
 
 def _optimizer(settings: PluginRun, model):
-    import torch
+    """The training loop's own choice (HybridAdam under gemini, fused AdamW elsewhere)."""
+    from m6_pipeline.training.optimizers import make_optimizer
 
-    kwargs = {"lr": settings.optimizer.lr, "betas": settings.optimizer.betas,
-              "weight_decay": settings.optimizer.weight_decay}
-    if settings.plugin.name == "gemini":
-        from colossalai.nn.optimizer import FusedAdam
-
-        return FusedAdam(model.parameters(), adamw_mode=True, **kwargs)
-    return torch.optim.AdamW(model.parameters(), **kwargs)
+    return make_optimizer(model, settings.optimizer, plugin=settings.plugin.name, precision="bf16")
 
 
 def _batch(settings: PluginRun, device):
@@ -204,18 +195,20 @@ def train(settings: PluginRun) -> dict:
     import torch
     from colossalai.booster import Booster
 
-    from m6_pipeline.model.m6 import M6Model
     from m6_pipeline.model.moe import ExpertParallel
+    from m6_pipeline.training.lazy_init import build_model, builds_lazily
     from m6_pipeline.training.plugins import autocast_dtype
 
     device = torch.device(settings.device)
-    clip_kw = {"max_norm": settings.max_norm} if plugin_takes_max_norm() else {}
     plugin = make_plugin(settings.plugin, use_gpu=settings.device == "cuda", precision=settings.precision,
-                         model=settings.model, **clip_kw)
-    torch.manual_seed(0)
+                         model=settings.model, optimizer=settings.optimizer)
     # the MoE plugin finds expert parameters by the ep group they are tagged with (training/loop.py)
     expert_parallel = ExpertParallel.of(plugin.ep_group) if hasattr(plugin, "ep_group") else None
-    model = M6Model(settings.model, expert_parallel=expert_parallel).to(device)
+    # as the training loop builds it: lazily under the sharding plugins, materialised by the Booster
+    model = build_model(settings.model, settings.plugin.name, seed=0, expert_parallel=expert_parallel)
+    if not builds_lazily(settings.plugin.name):
+        model = model.to(device)
+    model.embeddings.idle_patch_projection_gets_gradient = settings.plugin.name == "gemini"
     inner = _optimizer(settings, model)
     stepped = SteppedNorm(inner)
     model, optimizer, *_ = Booster(plugin=plugin).boost(model, inner)
@@ -250,7 +243,7 @@ def train(settings: PluginRun) -> dict:
         "post_clip_source": "gradients the inner optimizer stepped with (step pre-hook)"
         + (", divided by Gemini's div_scale" if settings.plugin.name == "gemini" else ""),
         "clipped_by": "this script: optimizer.clip_grad_by_norm" if clipped_here else "the plugin",
-        "make_plugin_takes_max_norm": bool(clip_kw),
+        "model_build": "lazy" if builds_lazily(settings.plugin.name) else "eager",
         "optimizer": type(inner).__name__,
         "plugin_class": type(plugin).__name__,
     }
@@ -277,9 +270,7 @@ def checks(settings: PluginRun, record: dict) -> dict:
     if not result["loss_falls"]:
         failures.append(f"loss did not fall: {steps[0]['loss']:.4f} -> {steps[-1]['loss']:.4f}")
     if not within:
-        hint = "" if record["make_plugin_takes_max_norm"] else (
-            "; make_plugin passes the plugin no max_norm, so it does not clip")
-        failures.append(f"post-clip norms {post} exceed max_norm {settings.max_norm}{hint}")
+        failures.append(f"post-clip norms {post} exceed max_norm {settings.max_norm}")
     if not engaged:
         failures.append(f"no pre-clip norm exceeded max_norm {settings.max_norm} (pre-clip norms {pre}): "
                         "clipping was not tested; lower --max-norm")
@@ -296,9 +287,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:  # the plugin classes' imports are gpu_deps.py's to check (about 20 s)
         from importlib.metadata import version
 
+        from m6_pipeline.training.clipping import clip_plan
+
+        plan = clip_plan(settings.plugin, settings.optimizer, precision=settings.precision,
+                         moe=settings.model.moe is not None)
+
         print(f"dry run: {settings.plugin.name} on {settings.device}, M6 d_model {settings.model.d_model} "
               f"x {settings.model.n_layers} layers{' MoE' if settings.model.moe else ''}, {settings.steps} steps, "
-              f"max_norm {settings.max_norm}; make_plugin takes max_norm: {plugin_takes_max_norm()}; "
+              f"max_norm {settings.max_norm}, clipped by the {plan.owner}; "
               f"colossalai {version('colossalai')}; no CUDA touched")
         return 0
     import colossalai

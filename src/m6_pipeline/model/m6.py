@@ -32,6 +32,7 @@ class M6Embeddings(nn.Module):
         self.position = nn.Embedding(config.max_positions, config.d_model)
         self.segment = nn.Embedding(config.n_segments, config.d_model)
         self.patch_projection = nn.Linear(config.d_patch_feature, config.d_model)
+        self.idle_patch_projection_gets_gradient = False
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
@@ -48,6 +49,11 @@ class M6Embeddings(nn.Module):
             n_patches = patch_features.shape[1]
             patches = self.patch_projection(patch_features.to(x.dtype))
             x = torch.cat([patches, x[:, n_patches:]], dim=1)
+        elif self.training and self.idle_patch_projection_gets_gradient:
+            # a text-only batch gives the patch projection a zero gradient (Gemini refuses a
+            # backward that leaves a parameter it fetched without one); off elsewhere, where a
+            # zero gradient would let AdamW's momentum move the idle projection
+            x = x + 0.0 * (self.patch_projection.weight.sum() + self.patch_projection.bias.sum())
         x = x + self.position(position_ids) + self.segment(segment_ids)
         return self.dropout(x)
 

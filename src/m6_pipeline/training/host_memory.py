@@ -14,8 +14,9 @@ the first, rank 0's, which also writes the final weights. Every worker process o
 - data loading: the shard reader's row groups, the validation batches and two batches in
   flight (three int64 [batch, seq] tensors and the fp32 patch features).
 - checkpoint staging: each rank's checkpoint shard on its way to disk (ColossalAI writes shards
-  of `size_per_shard`, 1024 MB by default); on rank 0 also the final weights, gathered whole for
-  the safetensors file.
+  of `size_per_shard`, 1024 MB by default), and the final export: the dense weights from rank 0,
+  each expert shard from the rank holding it (model/sharded_weights.py), never all experts on
+  one host.
 - runtime: the interpreter, torch, the CUDA and NCCL host-side libraries and buffers.
 """
 

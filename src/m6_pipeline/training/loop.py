@@ -39,7 +39,7 @@ from m6_pipeline.training.config import OptimizerConfig, PretrainJob
 from m6_pipeline.training.lazy_init import build_model
 from m6_pipeline.training.moe_metrics import MoEMeter
 from m6_pipeline.training.plugins import autocast_dtype, make_plugin
-from m6_pipeline.training.precision import MasterWeightAdamW
+from m6_pipeline.training.optimizers import make_optimizer
 
 log = logging.getLogger(__name__)
 FINAL_WEIGHTS = "model.safetensors"
@@ -129,17 +129,9 @@ def train_loop_per_worker(job_dict: dict) -> None:
         ep.exclude_from_ddp(model, experts)
     expert_ids = {id(p) for p in experts}
     dense = [p for p in model.parameters() if id(p) not in expert_ids]
-    adamw = {
-        "lr": job.optimizer.lr,
-        "betas": job.optimizer.betas,
-        "weight_decay": job.optimizer.weight_decay,
-        "fused": True,  # one kernel for all parameters; per-tensor ops cost ~1/3 of a CPU step
-    }
-    if job.precision == "bf16-master":
-        model = model.to(torch.bfloat16)
-        optimizer = MasterWeightAdamW(model, max_grad_norm=job.optimizer.grad_clip, **adamw)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), **adamw)
+    # Gemini needs every parameter in each backward (text-only steps leave the patch projection idle)
+    model.embeddings.idle_patch_projection_gets_gradient = job.plugin.name == "gemini"
+    optimizer = make_optimizer(model, job.optimizer, plugin=job.plugin.name, precision=job.precision)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(job.optimizer, job.steps))
     booster = Booster(plugin=plugin)
     model, optimizer, _, _, scheduler = booster.boost(model, optimizer, lr_scheduler=scheduler)

@@ -466,7 +466,7 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
     global_batch = b * dp
     host = None if cluster.on_cpu else _plan_host(
         config, cluster, settings, offloaded, built=full - experts + experts_per_rank,
-        kept=per_rank + experts_per_rank, n_params_full=full,
+        kept=per_rank + experts_per_rank, n_params_full=full, n_expert_params=experts,
     )
     return Plan(
         config=config,
@@ -515,10 +515,12 @@ def plan(config: M6Config, cluster: ClusterSpec, settings: PlanSettings) -> Plan
 
 def _plan_host(
     config: M6Config, cluster: ClusterSpec, settings: PlanSettings, offloaded: float, *,
-    built: float, kept: float, n_params_full: int,
+    built: float, kept: float, n_params_full: int, n_expert_params: int,
 ) -> HostMemory:
     """Rank 0's node: `built` parameters made by an eager build, `kept` after sharding, and
-    `offloaded` optimizer bytes per worker."""
+    `offloaded` optimizer bytes per worker. The final export (model/sharded_weights.py) writes
+    the dense weights once from rank 0 and each expert shard from the rank holding it: the
+    node stages the dense part and the experts of its workers' expert-parallel ranks."""
     ep = settings.ep_size
     build = host_memory.model_build_bytes_per_worker(
         config, plugin=settings.plugin, lazy=bool(settings.lazy_init), precision=settings.precision,
@@ -534,7 +536,10 @@ def _plan_host(
         workers_per_node=cluster.workers_per_node, lazy=bool(settings.lazy_init),
         build_bytes_per_worker=build, offload_bytes_per_worker=offloaded,
         data_bytes_per_worker=data, checkpoint_shard_gib=settings.checkpoint_shard_gib,
-        final_weights_bytes=final_bytes_per_param * n_params_full,
+        final_weights_bytes=final_bytes_per_param * (
+            n_params_full - n_expert_params
+            + n_expert_params * min(cluster.workers_per_node, ep) / ep
+        ),
         runtime_gib_per_worker=settings.host_runtime_gib, capacity_gib=cluster.host_memory_gib,
     )
 
