@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
+from m6_pipeline.data.file_identity import files_identity, model_identity
+from m6_pipeline.data.parquet_stream import parquet_files
 from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.precision import resolve_t2i_precision
@@ -62,7 +64,9 @@ def finetune(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict) -> t
             )
         special = SpecialTokens.of(tokenizer)
         started = time.perf_counter()
-        inputs = {"image_codes": image_codes_manifest, "pretrained": str(job.pretrained_dir)}
+        # a checkpoint of other inputs (rewritten codes, another pretrained model) is not resumed
+        inputs = {"image_codes": image_codes_manifest, "pretrained": model_identity(job.pretrained_dir),
+                  "code_files": files_identity(parquet_files(image_codes_manifest["codes_dir"]))}
         training = T2ITrainer(job, model, special, inputs).fit(
             split.train, split.held_out[:256], job.checkpoint_dir
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from m6_pipeline.data.file_identity import files_identity, model_identity
 from m6_pipeline.features.config import FeaturesConfig
 from m6_pipeline.tasks.caption.data import CaptionJob, caption_examples
 from m6_pipeline.tasks.caption.evaluate import evaluate_caption
@@ -92,7 +93,10 @@ def finetune(variant: str):
             patch_features_manifest: dict) -> tuple[dict, dict]:
         splits = examples_from_json(task_examples)
         features = _features(splits["train"] + splits["val"], patch_features_manifest, extra_features)
-        inputs = {"examples": task_examples["counts"], "features": patch_features_manifest.get("files")}
+        # a checkpoint of other inputs (rewritten features, another pretrained model) is not resumed
+        feature_files = [Path(patch_features_manifest["out_dir"]) / f for f in patch_features_manifest["files"]]
+        inputs = {"examples": task_examples["counts"], "features": files_identity(feature_files),
+                  "pretrained": model_identity(job.pretrained_dir) if variant == "pretrained" else None}
         return finetune_variant(job, variant, splits["train"], splits["val"], tokenizer, features, inputs)
 
     run.__name__ = f"finetune_{variant}"

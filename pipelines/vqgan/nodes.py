@@ -9,6 +9,8 @@ import logging
 import time
 from pathlib import Path
 
+from m6_pipeline.data.file_identity import files_identity
+from m6_pipeline.data.parquet_stream import parquet_files
 from m6_pipeline.validation.gate import require_passed
 from m6_pipeline.vqgan import VQGANJob, load_vqgan, save_vqgan
 from m6_pipeline.vqgan.encode import encode_pairs
@@ -40,7 +42,7 @@ def train_vqgan(job: VQGANJob, clean_pairs_validation: dict, corpus_report: dict
     log.info("vqgan: %d training and %d held-out images at %d px", len(train), len(holdout), job.model.resolution)
     started = time.perf_counter()
     with job.threads():
-        trainer = VQGANTrainer(job)
+        trainer = VQGANTrainer(job, inputs={"pairs": files_identity(parquet_files(job.pairs_dir))})
         history = trainer.fit(train, job.checkpoint_dir)
         quality = reconstruction_quality(trainer.model, holdout)
     card = save_vqgan(trainer.model, job.model_dir)

@@ -2,10 +2,13 @@
 pieces, reconstructions that improve with training, and a resumed run equal to an
 uninterrupted one."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
+from m6_pipeline.data.file_identity import files_identity
 from m6_pipeline.vqgan import VQGAN, VQGANConfig, VQGANJob
 from m6_pipeline.vqgan.codebook import CodebookMeter, code_statistics
 from m6_pipeline.vqgan.discriminator import PatchDiscriminator, adaptive_weight, hinge_discriminator_loss
@@ -225,3 +228,13 @@ def test_the_foreground_weighted_l1_counts_the_product_more_than_the_white_backg
     assert plain == pytest.approx(weighted_l1(image, shifted_background, 0.0))  # the plain L1 cannot tell
     assert weighted_l1(image, shifted_product, 4.0) > 3 * weighted_l1(image, shifted_background, 4.0)
     assert weighted_l1(image, image, 4.0) == 0
+
+
+def test_a_checkpoint_of_other_input_images_is_set_aside_not_resumed(tmp_path):
+    pairs = tmp_path / "pairs.parquet"
+    pairs.write_bytes(b"first corpus")
+    VQGANTrainer(tiny_job(steps=4), inputs={"pairs": files_identity([pairs])}).fit(blobs(8), tmp_path)
+    assert VQGANTrainer(tiny_job(), inputs={"pairs": files_identity([pairs])}).resume(tmp_path)
+    os.utime(pairs, ns=(pairs.stat().st_atime_ns, pairs.stat().st_mtime_ns + 1_000_000))  # the corpus re-ran
+    assert not VQGANTrainer(tiny_job(), inputs={"pairs": files_identity([pairs])}).resume(tmp_path)
+    assert (tmp_path / "vqgan_state.pt.stale").exists()

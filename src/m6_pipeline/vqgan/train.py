@@ -74,10 +74,11 @@ def weighted_l1(x: torch.Tensor, reconstruction: torch.Tensor, foreground_weight
 
 
 class VQGANTrainer:
-    def __init__(self, job: VQGANJob):
-        """`job` is resolved (resolve_precision) if the stage has not done so."""
+    def __init__(self, job: VQGANJob, inputs: dict | None = None):
+        """`job` is resolved (resolve_precision) if the stage has not done so. inputs: what the
+        images were read from (data/file_identity.py); a checkpoint of other inputs is not resumed."""
         job = resolve_precision(job)
-        self.job, self.cfg = job, job.training
+        self.job, self.cfg, self.inputs = job, job.training, inputs or {}
         torch.manual_seed(self.cfg.seed)
         self.model = VQGAN(job.model)
         self.discriminator = PatchDiscriminator(job.loss.disc_layers, job.loss.disc_channels)
@@ -101,7 +102,7 @@ class VQGANTrainer:
 
     def _identity(self) -> dict:
         """What a checkpoint must match to be resumed (training length may change)."""
-        return self.job.model_dump(mode="json", include={"model", "loss"})
+        return {**self.job.model_dump(mode="json", include={"model", "loss"}), "inputs": self.inputs}
 
     def resume(self, directory: Path) -> bool:
         state = load_state(directory / CHECKPOINT, self._identity())
