@@ -14,7 +14,7 @@ from pathlib import Path
 from m6_pipeline.model.config import M6Config
 from m6_pipeline.model.m6 import M6Model
 from m6_pipeline.model.moe import ExpertParallel
-from m6_pipeline.model.sharded_weights import DENSE_FILE, INDEX, load_weights
+from m6_pipeline.model.sharded_weights import DENSE_FILE, EXPERT_FILES, INDEX, index_files, load_weights
 
 WEIGHTS, CONFIG, CARD = "model.safetensors", "m6_config.json", "model_card.json"
 
@@ -36,11 +36,7 @@ def weight_files(weights: Path) -> list[Path]:
     """Every file of the weights `weights_path` named: the single file, or the index, the dense
     file and each expert shard."""
     weights = Path(weights)
-    if weights.name != INDEX:
-        return [weights]
-    index = json.loads(weights.read_text())
-    shards = [weights.parent / shard["file"] for shard in index["expert_shards"]]
-    return [weights, weights.parent / DENSE_FILE, *shards]
+    return index_files(weights) if weights.name == INDEX else [weights]
 
 
 def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: Path) -> dict:
@@ -49,7 +45,7 @@ def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: Pa
     model_dir.mkdir(parents=True, exist_ok=True)
     files = weight_files(weights)
     sources = {path.resolve() for path in files}
-    for stale in [model_dir / WEIGHTS, model_dir / INDEX, model_dir / DENSE_FILE, *model_dir.glob("model-experts-*")]:
+    for stale in [model_dir / WEIGHTS, model_dir / INDEX, model_dir / DENSE_FILE, *model_dir.glob(EXPERT_FILES)]:
         if stale.resolve() not in sources:  # the other form, or shards of another export
             stale.unlink(missing_ok=True)
     for path in files:

@@ -38,8 +38,18 @@ class ExpertShard:
     end: int
 
 
+EXPERT_FILES = "model-experts-*.safetensors"  # the glob of expert_file's names
+
+
 def expert_file(first: int, end: int) -> str:
     return f"model-experts-{first:05d}-{end:05d}.safetensors"
+
+
+def index_files(index: Path) -> list[Path]:
+    """Every file of the sharded form `index` names: the index, the dense file, each expert shard."""
+    index = Path(index)
+    shards = json.loads(index.read_text())["expert_shards"]
+    return [index, index.parent / DENSE_FILE, *(index.parent / shard["file"] for shard in shards)]
 
 
 def expert_names(model: nn.Module) -> list[str]:

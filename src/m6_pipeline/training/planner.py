@@ -67,10 +67,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from m6_pipeline.model.config import M6Config
 from m6_pipeline.model.linear_cross_entropy import chunk_rows
 from m6_pipeline.training import host_memory
-from m6_pipeline.training.host_memory import HostMemory
+from m6_pipeline.training.host_memory import GIB, HostMemory
 from m6_pipeline.training.lazy_init import SHARDING_PLUGINS
 
-GIB = 2**30
 Plugin = Literal["torch_ddp", "low_level_zero", "gemini", "hybrid_parallel", "moe_hybrid_parallel"]
 
 # name: (memory GiB as the driver reports it, dense bf16 tensor TFLOP/s, fp32 TFLOP/s), SXM parts
