@@ -43,7 +43,7 @@ run: export ONEDNN_MAX_CPU_ISA := AVX2
 run: export ATEN_CPU_CAPABILITY := avx2
 run: export MKL_ENABLE_INSTRUCTIONS := AVX2
 endif
-run: setup
+run: $(STAMP)
 	$(VENV)/bin/kedro run --env=local
 
 test: setup

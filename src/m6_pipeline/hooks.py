@@ -1,4 +1,5 @@
-"""Kedro hooks: start or join Ray once per Kedro session, from `conf/<env>/ray.yml`."""
+"""Kedro hooks: the driver's allocator setting, and Ray started or joined once per Kedro session
+from `conf/<env>/ray.yml`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ import os
 
 from kedro.framework.hooks import hook_impl
 
+from m6_pipeline.allocator import retain_freed_memory
 from m6_pipeline.ray_data_context import configure_data_context
 
 log = logging.getLogger(__name__)
+
+
+class AllocatorHook:
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        """The stages that train in the driver (VQGAN, finetuning, text-to-image) reuse freed
+        tensor memory (m6_pipeline.allocator); Ray Train workers set it for themselves."""
+        setting = retain_freed_memory()
+        log.info("allocator: %s", setting.reason)
 
 
 class RayHook:

@@ -6,6 +6,7 @@ the project directory) and prints a per-stage table. The record:
 
     {"started", "finished" (ISO 8601, UTC), "wall_seconds", "status" ("succeeded" | "failed"),
      "error" (failed runs), "run_id", "pipelines", "machine": describe_machine(),
+     "allocator": the driver's malloc setting (m6_pipeline.allocator) or null,
      "nodes": [{"node", "stage", "started", "wall_seconds", "load_seconds", "run_seconds",
                 "save_seconds", "peak_rss_mib", "driver_maxrss_mib", "status", "error"?,
                 "precision"?}, ...]                               (in the order the nodes started),
@@ -53,6 +54,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node, Pipeline
 
+from m6_pipeline.allocator import current_setting
 from m6_pipeline.machine import describe_machine
 from m6_pipeline.process_memory import MIB, TreeRssSampler, driver_maxrss_mib
 
@@ -291,6 +293,7 @@ class RunTimesHook:
             "wall_seconds": round(time.perf_counter() - run["t0"], 3), "status": status,
             **({"error": error} if error else {}),
             "run_id": run["run_id"], "pipelines": run["pipelines"], "machine": describe_machine(),
+            "allocator": setting.record() if (setting := current_setting()) else None,
             "nodes": nodes, "stages": summarise_stages(nodes),
             "not_run": [name for name in run["planned"] if name not in started_nodes],
         }

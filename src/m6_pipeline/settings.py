@@ -2,12 +2,12 @@
 
 from kedro.config import OmegaConfigLoader
 
-from m6_pipeline.hooks import RayHook
+from m6_pipeline.hooks import AllocatorHook, RayHook
 from m6_pipeline.precision_choice import CONFIG_RESOLVERS
 from m6_pipeline.run_times import RunTimesHook
 
 # RunTimesHook writes data/08_reporting/run_times.json: each node's wall time and peak memory
-HOOKS = (RayHook(), RunTimesHook())
+HOOKS = (AllocatorHook(), RayHook(), RunTimesHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

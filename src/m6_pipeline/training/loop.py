@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from m6_pipeline.allocator import retain_freed_memory
 from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
 from m6_pipeline.model.sharded_weights import save_expert_sharded
 from m6_pipeline.loop_precision import ffn_shape
@@ -110,6 +111,7 @@ def train_loop_per_worker(job_dict: dict) -> None:
     device = torch.device("cuda", context.get_local_rank()) if job.workers.use_gpu else torch.device("cpu")
     if not job.workers.use_gpu:
         torch.set_num_threads(job.workers.threads_per_worker)
+        retain_freed_memory()
     precision = _resolve_precision(job, device)
     job = job.model_copy(update={"precision": precision.precision})
 

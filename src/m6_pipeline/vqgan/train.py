@@ -83,7 +83,7 @@ class VQGANTrainer:
         self.model = VQGAN(job.model)
         self.discriminator = PatchDiscriminator(job.loss.disc_layers, job.loss.disc_channels)
         self.perceptual = PerceptualLoss(job.loss.perceptual_weights, seed=self.cfg.seed)
-        adam = {"lr": self.cfg.lr, "betas": self.cfg.betas}
+        adam = {"lr": self.cfg.lr, "betas": self.cfg.betas, "fused": True}
         self.opt_g = torch.optim.Adam(self.model.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), **adam)
         self.step, self.history = 0, []

@@ -57,7 +57,7 @@ class Finetuner:
         no_decay = [p for n, p in params if not (p.ndim >= 2 and "embeddings" not in n)]
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": training.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=lr, betas=(0.9, 0.98),
+            lr=lr, betas=(0.9, 0.98), fused=True,  # one kernel, not a third of a CPU step in per-tensor ops
         )
         schedule = OptimizerConfig(lr=lr, warmup_steps=training.warmup_steps, min_lr_ratio=training.min_lr_ratio)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(schedule, training.steps))
