@@ -43,13 +43,21 @@ run: export ONEDNN_MAX_CPU_ISA := AVX2
 run: export ATEN_CPU_CAPABILITY := avx2
 run: export MKL_ENABLE_INSTRUCTIONS := AVX2
 endif
+# glibc's huge pages for tensor memory: read at process start (src/m6_pipeline/allocator.py)
+run: export GLIBC_TUNABLES := glibc.malloc.hugetlb=1
 run: $(STAMP)
 	$(VENV)/bin/kedro run --env=local
 
-test: setup
+# the S3 pieces the tests marked `cluster` need (an S3 server, a DVC remote); `make run` does not
+STORAGE_STAMP := $(VENV)/.storage-done
+$(STORAGE_STAMP): requirements/lock-storage.txt $(STAMP)
+	$(PY) -m pip install -q -r requirements/lock-storage.txt
+	touch $(STORAGE_STAMP)
+
+test: setup $(STORAGE_STAMP)
 	$(PY) -m pytest -q
 
-test-all: setup
+test-all: setup $(STORAGE_STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
 
 # The cleaning-speed peer, Data-Juicer 1.6.1, in a venv of its own (in ours it would lift

@@ -5,6 +5,7 @@ made once, it is a stated no-op off glibc, and the Kedro hooks apply and record 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def test_off_glibc_it_does_nothing_and_says_why(fresh_setting, monkeypatch):
     setting = allocator.retain_freed_memory()
     assert not setting.applied and setting.reason == "not glibc (Darwin unknown libc)"
     assert setting.record() == {"applied": False, "mmap_threshold_mib": None, "trim_threshold_mib": None,
-                                "reason": "not glibc (Darwin unknown libc)"}
+                                "reason": "not glibc (Darwin unknown libc)", "huge_pages": False}
 
 
 @glibc_only
@@ -103,4 +104,40 @@ def test_the_hook_applies_it_and_the_run_record_carries_it(fresh_setting, tmp_pa
 
     record = json.loads((tmp_path / DEFAULT_PATH).read_text())
     assert record["allocator"] == {"applied": True, "mmap_threshold_mib": 64, "trim_threshold_mib": 256,
-                                   "reason": "freed tensor memory is reused, not returned and faulted in again"}
+                                   "reason": "freed tensor memory is reused, not returned and faulted in again",
+                                   "huge_pages": "glibc.malloc.hugetlb=1" in os.environ.get("GLIBC_TUNABLES", "")}
+
+
+def test_workers_get_glibc_huge_pages_beside_other_tunables(monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    if platform.libc_ver()[0] != "glibc":
+        assert allocator.worker_environment() == {}
+        return
+    assert allocator.worker_environment() == {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"}
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+    assert allocator.worker_environment() == {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+
+
+RAY_WORKER_ENV = """
+import ray
+from types import SimpleNamespace
+from m6_pipeline.hooks import RayHook
+RayHook().after_context_created(SimpleNamespace(config_loader={"ray": {"num_cpus": 1}}))
+
+@ray.remote
+def started_with():
+    environ = open("/proc/self/environ", "rb").read().split(b"\\0")
+    return [e.decode() for e in environ if e.startswith(b"GLIBC_TUNABLES=")]
+
+print(ray.get(started_with.remote()))
+ray.shutdown()
+"""
+
+
+@glibc_only
+def test_ray_workers_start_with_huge_pages():
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    done = subprocess.run([sys.executable, "-c", RAY_WORKER_ENV], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # in the environment the worker process was started with, where glibc reads it
+    assert done.stdout.strip().splitlines()[-1] == "['GLIBC_TUNABLES=glibc.malloc.hugetlb=1']"

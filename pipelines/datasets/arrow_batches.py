@@ -17,18 +17,18 @@ The driver must see the directory, as it already must for `RayParquetDataset.sav
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from m6_pipeline.storage import Location, location
 from pipelines.datasets.ray_parquet import prefixed_parquet_files
 
 
 class ArrowBatches:
     """A re-iterable stream of `pa.RecordBatch` over sorted Parquet files."""
 
-    def __init__(self, files: list[Path], columns: list[str] | None, batch_size: int):
+    def __init__(self, files: list[Location], columns: list[str] | None, batch_size: int):
         self.files = files
         self.columns = columns
         self.batch_size = batch_size
@@ -43,25 +43,26 @@ class ArrowBatches:
         corpus (1.04 GB against 0.49 GB for the same keys) and was slower."""
         import pyarrow.parquet as pq
 
-        for path in self.files:
-            reader = pq.ParquetFile(path)
-            missing = sorted(set(self.columns or ()) - set(reader.schema_arrow.names))
-            if missing:
-                raise DatasetError(f"columns {missing} are not in {path} "
-                                   f"(it has {reader.schema_arrow.names})")
-            yield from reader.iter_batches(batch_size=self.batch_size, columns=self.columns, use_threads=False)
+        for file in self.files:
+            with file.open_input_file() as handle:
+                reader = pq.ParquetFile(handle)
+                missing = sorted(set(self.columns or ()) - set(reader.schema_arrow.names))
+                if missing:
+                    raise DatasetError(f"columns {missing} are not in {file} "
+                                       f"(it has {reader.schema_arrow.names})")
+                yield from reader.iter_batches(batch_size=self.batch_size, columns=self.columns, use_threads=False)
 
 
 class ArrowBatchesDataset(AbstractDataset):
     def __init__(self, filepath: str, prefix: str = "part", columns: list[str] | None = None,
                  batch_size: int = 65536, metadata: dict[str, Any] | None = None):
-        self._path = Path(filepath)
+        self._path = location(filepath)
         self._prefix = prefix
         self._columns = columns
         self._batch_size = batch_size
         self.metadata = metadata
 
-    def _files(self) -> list[Path]:
+    def _files(self) -> list[Location]:
         return prefixed_parquet_files(self._path, self._prefix)
 
     def load(self) -> ArrowBatches:
@@ -79,4 +80,4 @@ class ArrowBatchesDataset(AbstractDataset):
         return bool(self._files())
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._path), "prefix": self._prefix, "columns": self._columns}
+        return {"filepath": self._path.uri, "prefix": self._prefix, "columns": self._columns}

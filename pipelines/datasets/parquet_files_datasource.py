@@ -4,6 +4,8 @@ Ray's `read_parquet` lists, samples and splits files before the first row: 1.5-4
 2-core machine for the corpus stage's intermediate files, four to six times the read itself
 (`benchmarks/corpus_cleaning.py`). Files this project wrote need none of that: their footers
 give the row counts and sizes, and each file (bounded in rows when written) is one read task.
+The files are local paths or URIs (m6_pipeline.storage): each read task opens its file through
+the filesystem its node's environment describes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ import pyarrow.parquet as pq
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 
+from m6_pipeline.storage import location
+
+
+def _footer(uri: str) -> pq.FileMetaData:
+    with location(uri).open_input_file() as handle:
+        return pq.read_metadata(handle)
+
 
 class ParquetFilesDatasource(Datasource):
     """One read task a file, in the files' order; `ds.select_columns([...])` is pushed down
@@ -21,7 +30,7 @@ class ParquetFilesDatasource(Datasource):
     def __init__(self, files: list[str], columns: list[str] | None = None):
         super().__init__()
         self._files = list(files)
-        self._footers = [pq.read_metadata(f) for f in self._files]  # footers only: cheap
+        self._footers = [_footer(f) for f in self._files]  # footers only: cheap
         self._projection_map = None if columns is None else {c: c for c in columns}
 
     def supports_projection_pushdown(self) -> bool:
@@ -58,8 +67,9 @@ class ParquetFilesDatasource(Datasource):
             schema = pa.schema([schema.field(c) for c in columns])
 
         def read(path: str):
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=65536, columns=columns):
-                yield pa.Table.from_batches([batch])
+            with location(path).open_input_file() as handle:
+                for batch in pq.ParquetFile(handle).iter_batches(batch_size=65536, columns=columns):
+                    yield pa.Table.from_batches([batch])
 
         return [ReadTask(lambda path=path: read(path),
                          BlockMetadata(num_rows=meta.num_rows, size_bytes=self._footer_bytes(meta),

@@ -12,20 +12,24 @@ files are bounded to `max_rows_per_file` rows when written), with `select_column
 into the Parquet reader. Ray's own `read_parquet` spends 1.5-4 s of a 2-core machine listing,
 sampling and splitting files before the first row, four to six times the read itself
 (`benchmarks/corpus_cleaning.py`); these files need none of that.
+
+`filepath` is a local path or a URI (`s3://bucket/corpus/text`; m6_pipeline.storage): on a
+cluster whose nodes share no disk, Ray Data's write tasks put the files in the bucket and the
+renames happen there.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from m6_pipeline.storage import Location, location
 
-def prefixed_parquet_files(path: Path, prefix: str) -> list[Path]:
+
+def prefixed_parquet_files(path: Location, prefix: str) -> list[Location]:
     """`<path>/<prefix>-*.parquet`, sorted: the files one dataset of a shared directory owns."""
-    return sorted(path.glob(f"{prefix}-*.parquet"))
+    return path.glob(f"{prefix}-*.parquet")
 
 
 def _ordered_filenames():
@@ -42,14 +46,14 @@ def _ordered_filenames():
 class RayParquetDataset(AbstractDataset):
     def __init__(self, filepath: str, prefix: str = "part", columns: list[str] | None = None,
                  max_rows_per_file: int = 65536, metadata: dict[str, Any] | None = None):
-        self._path = Path(filepath)
+        self._path = location(filepath)
         self._prefix = prefix
         self._columns = columns
         # bounded files keep every later read task's memory bounded, whatever the corpus size
         self._max_rows_per_file = max_rows_per_file
         self.metadata = metadata
 
-    def _files(self) -> list[Path]:
+    def _files(self) -> list[Location]:
         return prefixed_parquet_files(self._path, self._prefix)
 
     def load(self):
@@ -61,7 +65,7 @@ class RayParquetDataset(AbstractDataset):
                                "that writes it first (see `kedro registry list`)")
         from pipelines.datasets.parquet_files_datasource import ParquetFilesDatasource
 
-        return ray.data.read_datasource(ParquetFilesDatasource([str(f) for f in files], self._columns),
+        return ray.data.read_datasource(ParquetFilesDatasource([f.uri for f in files], self._columns),
                                         override_num_blocks=len(files))
 
     def save(self, data) -> None:
@@ -71,17 +75,17 @@ class RayParquetDataset(AbstractDataset):
             raise DatasetError(f"RayParquetDataset({self._path}) saves a ray.data.Dataset, got {type(data)}")
         # write into a staging directory, then give the files stable names in task order:
         # `<prefix>-00000.parquet`, ... (the same inputs give the same file names for DVC)
-        staging = self._path.parent / f".{self._path.name}.{self._prefix}.staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        data.write_parquet(str(staging), filename_provider=_ordered_filenames(),
+        staging = self._path.parent() / f".{self._path.name}.{self._prefix}.staging"
+        staging.delete()
+        data.write_parquet(staging.path, filesystem=staging.filesystem, filename_provider=_ordered_filenames(),
                            max_rows_per_file=self._max_rows_per_file)
-        self._path.mkdir(parents=True, exist_ok=True)
+        self._path.mkdir()
         for old in self._files():
-            old.unlink()
-        parts = sorted(staging.glob("*.parquet"))
+            old.delete()
+        parts = staging.glob("*.parquet")
         for i, part in enumerate(parts):
-            part.rename(self._path / f"{self._prefix}-{i:05d}.parquet")
-        shutil.rmtree(staging, ignore_errors=True)
+            part.filesystem.move(part.path, (self._path / f"{self._prefix}-{i:05d}.parquet").path)
+        staging.delete()
         if not parts:  # Ray writes no file for no rows: one empty file says "no rows", with the schema
             self._write_empty(data)
 
@@ -94,10 +98,11 @@ class RayParquetDataset(AbstractDataset):
         if not isinstance(arrow, pa.Schema):
             raise DatasetError(f"RayParquetDataset({self._path}): the dataset has no rows and no schema "
                                "to write an empty file with; an upstream step produced nothing typed")
-        pq.write_table(arrow.empty_table(), self._path / f"{self._prefix}-00000.parquet")
+        empty = self._path / f"{self._prefix}-00000.parquet"
+        pq.write_table(arrow.empty_table(), empty.path, filesystem=empty.filesystem)
 
     def _exists(self) -> bool:
         return bool(self._files())
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._path), "prefix": self._prefix}
+        return {"filepath": self._path.uri, "prefix": self._prefix}

@@ -136,7 +136,7 @@ def evaluate(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict, vqga
     require_passed(clean_pairs_validation, "clean_pairs", vqgan_card["pairs_dir"])
     split = _split(job, tokenizer, image_codes_manifest)
     special = SpecialTokens.of(tokenizer)
-    model, _ = load_pretrained(Path(t2i_card["model_dir"]))
+    model, _ = load_pretrained(t2i_card["model_dir"])
     vqgan = load_vqgan(Path(vqgan_card["model_dir"]))
     held = [r for r in split.held_out if r.attributes is not None][: job.evaluation.n_prompts]
     unseen = [r for r in split.unseen_combination if r.attributes is not None][: job.evaluation.n_prompts]

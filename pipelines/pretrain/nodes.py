@@ -4,6 +4,7 @@ the memory/throughput plan, Ray Train + ColossalAI training, and the reports."""
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +14,10 @@ from tokenizers import Tokenizer
 from m6_pipeline.model.config import PAPER_PARAMS
 from m6_pipeline.loop_precision import ffn_shape
 from m6_pipeline.precision_choice import DEFAULT_CACHE, choose_precision
-from m6_pipeline.model.pretrained import export_pretrained, load_pretrained, weights_path
+from m6_pipeline.model.pretrained import export_pretrained, fetch_weights, load_pretrained
 from m6_pipeline.pretraining.shards import write_pair_shards, write_text_shards
 from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.storage import location
 from m6_pipeline.training import planner
 from m6_pipeline.training.launch import run_pretraining
 from m6_pipeline.training.parameters import PretrainParameters
@@ -40,12 +42,20 @@ def write_token_shards(params: PretrainParameters, clean_text_validation: dict, 
     once its suite passed on these very files. (The pair texts come from the patch features,
     whose stage passed the pairs' gate.)"""
     require_passed(clean_text_validation, "clean_text", params.text_dir)
-    shard_dir = Path(params.shard_dir)
-    text = write_text_shards(Path(params.text_dir), tokenizer, shard_dir / "text", params.shards)
-    features_dir = Path(patch_features_manifest["out_dir"])
-    pairs = write_pair_shards(features_dir, tokenizer, shard_dir / "pairs", params.shards)
-    log.info("token shards in %s: text %s, pairs %s", shard_dir, text, pairs)
-    return {"shard_dir": str(shard_dir), "text": text, "pairs": pairs, "shards": params.shards.model_dump()}
+    target = location(params.shard_dir)
+    with tempfile.TemporaryDirectory(prefix="m6-shards-") as staging:
+        # written in place on a local disk; at a URI (every worker of a cluster reads them) staged
+        # here, then uploaded over the previous shards
+        shard_dir = target.local_path() if target.is_local else Path(staging)
+        text = write_text_shards(Path(params.text_dir), tokenizer, shard_dir / "text", params.shards)
+        features_dir = Path(patch_features_manifest["out_dir"])
+        pairs = write_pair_shards(features_dir, tokenizer, shard_dir / "pairs", params.shards)
+        if not target.is_local:
+            for source in ("text", "pairs"):
+                (target / source).delete()
+            target.upload_from(shard_dir)
+    log.info("token shards in %s: text %s, pairs %s", target, text, pairs)
+    return {"shard_dir": str(params.shard_dir), "text": text, "pairs": pairs, "shards": params.shards.model_dump()}
 
 
 def plan_pretraining(params: PretrainParameters, tokenizer: Tokenizer, patch_features_manifest: dict) -> dict:
@@ -111,19 +121,20 @@ def pretrain(
     started = time.perf_counter()
     state, final = run_pretraining(job, special)
     state["wall_seconds"] = time.perf_counter() - started
-    card = export_pretrained(
-        weights_path(final),  # one file, or an MoE model's expert-sharded index
-        model,
-        {
-            "run": final.parent.name,
-            "checkpoint": str(final),
-            "special_tokens": special.__dict__,
-            "steps": state["step"],
-            "tasks": params.mix.active_tasks,
-            "downstream_test_fraction": params.shards.downstream_test_fraction,
-        },
-        Path(params.model_dir),
-    )
+    with tempfile.TemporaryDirectory(prefix="m6-final-") as staging:
+        card = export_pretrained(
+            fetch_weights(final, Path(staging)),  # one file, or an MoE model's expert-sharded index
+            model,
+            {
+                "run": final.parent().name,
+                "checkpoint": final.uri,
+                "special_tokens": special.__dict__,
+                "steps": state["step"],
+                "tasks": params.mix.active_tasks,
+                "downstream_test_fraction": params.shards.downstream_test_fraction,
+            },
+            params.model_dir,
+        )
     return state, card
 
 
@@ -154,7 +165,7 @@ def report_pretraining(
         seconds=train_state.get("wall_seconds", float("nan")),
     )
     figure = loss_curve_figure(train_state, summary)
-    model, _ = load_pretrained(Path(model_card["model_dir"]))
+    model, _ = load_pretrained(model_card["model_dir"])
     samples = sample_generations(
         model, tokenizer, Path(params.shard_dir), SpecialTokens.of(tokenizer), params.mix,
         per_task=params.samples_per_task, max_new_tokens=params.mix.max_text_tokens, seed=params.seed,

@@ -13,6 +13,13 @@ forward + backward + fused AdamW 187 -> 135 ms a step; the dense block 122 -> 11
 
 `retain_freed_memory()` is idempotent and a no-op (with the reason) where the C library is not
 glibc. Each process that trains calls it: the Kedro driver (a hook) and every Ray Train worker.
+
+Blocks torch allocates with `posix_memalign` still land on fresh pages often. glibc's
+`glibc.malloc.hugetlb=1` tunable makes malloc ask for transparent huge pages (THP in `madvise`
+mode, the common default), one fault per 2 MiB instead of per 4 KiB; it is read when a process
+starts, so it travels as an environment variable: `worker_environment()` for Ray's workers (the
+Ray hook adds it to the job's runtime_env), and `make run` exports it for the driver. On two
+expert-parallel CPU workers of the laptop MoE it took a step from 9,180 page faults to 54.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import platform
 from dataclasses import asdict, dataclass
 
@@ -34,6 +42,7 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 64 * MIB
 # free memory at the top of the heap kept for reuse before glibc trims it
 TRIM_THRESHOLD = 256 * MIB
+HUGEPAGES = "glibc.malloc.hugetlb=1"
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class AllocatorSetting:
     mmap_threshold_mib: int | None
     trim_threshold_mib: int | None
     reason: str
+    huge_pages: bool = False  # the process started with glibc.malloc.hugetlb=1
 
     def record(self) -> dict:
         return asdict(self)
@@ -66,11 +76,23 @@ def retain_freed_memory(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: in
     ok = libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 and libc.mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1
     if ok:
         _setting = AllocatorSetting(True, mmap_threshold // MIB, trim_threshold // MIB,
-                                    "freed tensor memory is reused, not returned and faulted in again")
+                                    "freed tensor memory is reused, not returned and faulted in again",
+                                    huge_pages=HUGEPAGES in os.environ.get("GLIBC_TUNABLES", "").split(":"))
     else:
         _setting = AllocatorSetting(False, None, None, "glibc refused mallopt; its defaults apply")
         log.warning("allocator: %s", _setting.reason)
     return _setting
+
+
+def worker_environment() -> dict[str, str]:
+    """Environment for processes started from here (Ray workers): glibc's huge-page tunable
+    added to any GLIBC_TUNABLES already set; nothing off glibc."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return {}
+    tunables = [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t]
+    if HUGEPAGES not in tunables:
+        tunables.append(HUGEPAGES)
+    return {"GLIBC_TUNABLES": ":".join(tunables)}
 
 
 def current_setting() -> AllocatorSetting | None:

@@ -49,8 +49,9 @@ SCRIPT = textwrap.dedent("""
             state, final = run_pretraining(job, SPECIAL)
             out[run] = {"history": state["history"], "validation": state["validation"],
                         "expert_load": state["expert_load"], "resumed_at": state.get("resumed_at", []),
-                        "files": sorted(str(p.relative_to(final)) for p in final.rglob("*")),
-                        "final": str(final)}
+                        "files": sorted(str(p.relative_to(final.local_path()))
+                                        for p in final.local_path().rglob("*")),
+                        "final": final.uri}
         single = M6Model(model)  # EP=1: every expert in one process
         # every expert and the gates' running means are in the shards
         assert load_weights(single, Path(out["whole"]["final"]) / INDEX) == ([], [])

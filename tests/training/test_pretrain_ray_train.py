@@ -55,7 +55,7 @@ SCRIPT = textwrap.dedent("""
             out[run] = {"losses": [h["loss"] for h in state["history"]],
                         "steps": [h["step"] for h in state["history"]],
                         "validation": state["validation"], "resumed_at": state.get("resumed_at", []),
-                        "files": sorted(p.name for p in final.iterdir()), "final": str(final)}
+                        "files": sorted(c.name for c in final.children()), "final": final.uri}
         print("RESULT " + json.dumps(out))
     finally:
         ray.shutdown()

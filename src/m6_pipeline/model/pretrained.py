@@ -3,18 +3,23 @@ tokenizer path, training run). What later stages, the notebooks and the app load
 
 The weights are one `model.safetensors` (dense models, and MoE exports from before the sharded
 form), or an MoE model's expert-sharded form (`model.safetensors.index.json`, the dense file and
-one file per expert shard; model/sharded_weights.py), which loads at any expert-parallel size."""
+one file per expert shard; model/sharded_weights.py), which loads at any expert-parallel size.
+
+An export may live at a URI (`s3://bucket/models/m6`; m6_pipeline.storage): it is written
+locally and uploaded, and loading downloads it into a temporary directory first."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from m6_pipeline.model.config import M6Config
 from m6_pipeline.model.m6 import M6Model
 from m6_pipeline.model.moe import ExpertParallel
 from m6_pipeline.model.sharded_weights import DENSE_FILE, EXPERT_FILES, INDEX, index_files, load_weights
+from m6_pipeline.storage import Location, is_uri, location
 
 WEIGHTS, CONFIG, CARD = "model.safetensors", "m6_config.json", "model_card.json"
 
@@ -39,9 +44,29 @@ def weight_files(weights: Path) -> list[Path]:
     return index_files(weights) if weights.name == INDEX else [weights]
 
 
-def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: Path) -> dict:
+def has_weights(directory: Location) -> bool:
+    """Whether a local or remote directory holds weights for inference, in either form."""
+    return (directory / INDEX).is_file() or (directory / WEIGHTS).is_file()
+
+
+def fetch_weights(directory: Location, into: Path) -> Path:
+    """`weights_path` of `directory` on this machine: itself where it is local, else its weight
+    files (not the optimizer states beside them) downloaded into `into`."""
+    if directory.is_local:
+        return weights_path(directory.local_path())
+    names = [INDEX, WEIGHTS, DENSE_FILE]
+    for file in [*(directory / name for name in names), *directory.glob(EXPERT_FILES)]:
+        if file.is_file():
+            file.download_to(Path(into) / file.name)
+    return weights_path(Path(into))
+
+
+def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: str | Path) -> dict:
     """Copy the final weights (a single file, or an expert-sharded index with its files) beside
-    their config and card; returns the card."""
+    their config and card; returns the card. `model_dir` may be a URI (written, then uploaded)."""
+    if is_uri(str(model_dir)):
+        return _export_to_uri(weights, config, card, location(str(model_dir)))
+    model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     files = weight_files(weights)
     sources = {path.resolve() for path in files}
@@ -59,6 +84,17 @@ def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: Pa
     return card
 
 
+def _export_to_uri(weights: Path, config: M6Config, card: dict, target: Location) -> dict:
+    with tempfile.TemporaryDirectory(prefix="m6-export-") as staging:
+        card = export_pretrained(weights, config, card, Path(staging))
+        for stale in [target / WEIGHTS, target / INDEX, target / DENSE_FILE, *target.glob(EXPERT_FILES)]:
+            stale.delete()  # the other form, or shards of another export
+        target.upload_from(Path(staging))
+    card = {**card, "model_dir": target.uri}
+    (target / CARD).write_text(json.dumps(card, indent=1, ensure_ascii=False))
+    return card
+
+
 def load_config(model_dir: Path) -> M6Config:
     """The architecture of a trained M6, without loading its weights."""
     model_dir = Path(model_dir)
@@ -71,7 +107,7 @@ def load_config(model_dir: Path) -> M6Config:
 
 
 def load_pretrained(
-    model_dir: Path, *, expert_parallel: ExpertParallel | None = None, **config_updates: object
+    model_dir: str | Path, *, expert_parallel: ExpertParallel | None = None, **config_updates: object
 ) -> tuple[M6Model, dict]:
     """The model in eval mode and its card. A missing directory says which pipeline makes it.
 
@@ -79,7 +115,11 @@ def load_pretrained(
     this process); each rank reads only its experts. `config_updates` adapt the architecture for
     finetuning (e.g. `n_image_codes=512` adds the code embedding and output layer of
     text-to-image, `dropout=0.1`): every pretrained weight must load, and only the parameters
-    the updates add may stay at their initialisation."""
+    the updates add may stay at their initialisation. A URI is downloaded first."""
+    if is_uri(str(model_dir)):
+        with tempfile.TemporaryDirectory(prefix="m6-model-") as staging:
+            local = location(str(model_dir)).download_to(Path(staging) / "model")
+            return load_pretrained(local, expert_parallel=expert_parallel, **config_updates)
     model_dir = Path(model_dir)
     weights = weights_path(model_dir)
     if not weights.exists():

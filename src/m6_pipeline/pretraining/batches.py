@@ -16,6 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from m6_pipeline.pretraining.stream import ShardStream
+from m6_pipeline.storage import Location, location
 from m6_pipeline.pretraining.tasks import (
     IMAGE_TASKS,
     TASKS,
@@ -83,7 +84,7 @@ class StepBatches:
 
     def __init__(
         self,
-        shard_dir: Path,
+        shard_dir: str | Path | Location,
         mix: TaskMix,
         special: SpecialTokens,
         *,
@@ -97,7 +98,7 @@ class StepBatches:
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.schedule = task_schedule(mix, n_steps, seed)
         needed = {_source(t) for t in mix.active_tasks}
-        self.streams = {s: ShardStream(Path(shard_dir) / s, "train", seed) for s in sorted(needed)}
+        self.streams = {s: ShardStream(location(shard_dir) / s, "train", seed) for s in sorted(needed)}
         # reads_before[step]: how many earlier steps read the same source
         seen: dict[str, int] = {}
         self.reads_before = []
@@ -116,7 +117,7 @@ class StepBatches:
 
 
 def validation_batches(
-    shard_dir: Path,
+    shard_dir: str | Path | Location,
     task: Task,
     special: SpecialTokens,
     mix: TaskMix,
@@ -129,7 +130,7 @@ def validation_batches(
 ) -> list[dict[str, torch.Tensor]]:
     """This rank's share of the first n_examples held-out samples of `task`, masked the same way
     at every evaluation (the masks are seeded by the example's index)."""
-    stream = ShardStream(Path(shard_dir) / _source(task), "val", seed, shuffle=False)
+    stream = ShardStream(location(shard_dir) / _source(task), "val", seed, shuffle=False)
     # every rank gets as many examples (MoE layers exchange tokens: ranks must step together)
     n_examples = min(n_examples, len(stream)) // world_size * world_size
     mine = list(range(rank, n_examples, world_size))

@@ -4,7 +4,8 @@ The order of samples is a function of (seed, epoch) only: row groups are permute
 inside each. Sample k of the stream is found by arithmetic on row-group sizes read from the
 Parquet footers, and read with one row-group read (the current one is cached). So resuming at
 step s costs nothing: the batch of step s for rank r is computed, not replayed, and the corpus
-is never loaded whole.
+is never loaded whole. The shards may be local or at a URI (`m6_pipeline.storage`): only footers
+and one row group at a time are read, so a worker streams them from object storage.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from m6_pipeline.storage import Location, location
+
 
 @dataclass(frozen=True)
 class RowGroup:
-    path: Path
+    file: Location
     index: int
     n_rows: int
 
@@ -28,17 +31,17 @@ class RowGroup:
 class ShardStream:
     """Samples of `<shard_dir>/<split>-*.parquet` in a seeded block-shuffled order, endlessly."""
 
-    def __init__(self, shard_dir: Path, split: str, seed: int, shuffle: bool = True) -> None:
-        self.files = sorted(Path(shard_dir).glob(f"{split}-*.parquet"))
+    def __init__(self, shard_dir: str | Path | Location, split: str, seed: int, shuffle: bool = True) -> None:
+        self.files = location(shard_dir).glob(f"{split}-*.parquet")
         if not self.files:
             raise FileNotFoundError(
                 f"no {split} shards in {shard_dir}; run the pretraining data step first"
             )
-        self.groups = [
-            RowGroup(path, i, pq.ParquetFile(path).metadata.row_group(i).num_rows)
-            for path in self.files
-            for i in range(pq.ParquetFile(path).metadata.num_row_groups)
-        ]
+        self.groups = []
+        for file in self.files:
+            with file.open_input_file() as handle:
+                metadata = pq.ParquetFile(handle).metadata
+                self.groups += [RowGroup(file, i, metadata.row_group(i).num_rows) for i in range(metadata.num_row_groups)]
         self.seed, self.shuffle = seed, shuffle
         self._cached: tuple[RowGroup, pa.Table] | None = None
         self._orders: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -77,7 +80,8 @@ class ShardStream:
 
     def _read(self, group: RowGroup) -> pa.Table:
         if self._cached is None or self._cached[0] != group:
-            self._cached = (group, pq.ParquetFile(group.path).read_row_group(group.index))
+            with group.file.open_input_file() as handle:
+                self._cached = (group, pq.ParquetFile(handle).read_row_group(group.index))
         return self._cached[1]
 
     def take(self, start: int, count: int) -> list[dict]:

@@ -2,7 +2,9 @@
 
 The run's name carries a fingerprint of its configuration: re-running the same job finds its own
 checkpoints in `storage_path` and resumes (or finishes at once if it was complete); a changed
-job starts afresh under a new name.
+job starts afresh under a new name. `storage_path` and the token shards may be local paths or URIs
+(`s3://bucket/prefix`; m6_pipeline.storage): on a cluster whose nodes share no disk, the workers
+read the shards and write the checkpoints there, and the driver reads the final one back.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from m6_pipeline.model.pretrained import has_weights
 from m6_pipeline.pretraining.tasks import SpecialTokens
-from m6_pipeline.training.config import PretrainJob
+from m6_pipeline.storage import Location, location
 from m6_pipeline.training.checkpoints import STATE_FILE, newest_usable
-from m6_pipeline.model.pretrained import weights_path
+from m6_pipeline.training.config import PretrainJob
 from m6_pipeline.training.loop import train_loop_per_worker
 
 log = logging.getLogger(__name__)
@@ -36,31 +39,40 @@ def run_fingerprint(job: PretrainJob) -> str:
     )
     relevant["world"] = job.workers.num_workers
     relevant["device"] = "gpu" if job.workers.use_gpu else "cpu"
-    shard_dir = Path(job.shard_dir)
+    shard_dir = location(job.shard_dir)
     relevant["shards"] = [
-        (str(path.relative_to(shard_dir)), path.stat().st_size, pq.ParquetFile(path).metadata.num_rows)
-        for path in sorted(shard_dir.glob("*/*.parquet"))
+        (file.path[len(shard_dir.path) + 1:], file.size(), _rows(file)) for file in shard_dir.glob("*/*.parquet")
     ]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Path]:
+def _rows(file: Location) -> int:
+    with file.open_input_file() as handle:
+        return pq.ParquetFile(handle).metadata.num_rows
+
+
+def _absolute(target: str) -> str:
+    """A URI as written, a local path made absolute (the workers may run in other directories)."""
+    return location(target).uri
+
+
+def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Location]:
     """Train on the current Ray cluster (ray.init already done by the caller or the Kedro hook).
 
-    Returns the final training state (history, validation losses) and the directory of the
+    Returns the final training state (history, validation losses) and the location of the
     final checkpoint (sharded Booster files, train_state.json and the weights for inference:
     model.safetensors, or an MoE model's model.safetensors.index.json and its shards).
     """
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    storage = Path(job.workers.storage_path).resolve()
+    storage = location(job.workers.storage_path)
     name = f"{job.name}-{run_fingerprint(job)}"
     job = job.model_copy(
         update={
-            "shard_dir": str(Path(job.shard_dir).resolve()),
+            "shard_dir": _absolute(job.shard_dir),
             "report_dir": str(Path(job.report_dir).resolve()),
-            "checkpoint_root": str(storage / name),
+            "checkpoint_root": (storage / name).uri,
         }
     )
     Path(job.report_dir).mkdir(parents=True, exist_ok=True)
@@ -75,7 +87,8 @@ def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Pat
         ),
         run_config=ray.train.RunConfig(
             name=name,
-            storage_path=str(storage),
+            storage_path=storage.path,
+            storage_filesystem=None if storage.is_local else storage.filesystem,
             failure_config=ray.train.FailureConfig(max_failures=workers.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=job.keep_checkpoints),
         ),
@@ -83,10 +96,10 @@ def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Pat
     log.info("pretraining %s on %d %s workers (checkpoints in %s)", name, workers.num_workers,
              "GPU" if workers.use_gpu else "CPU", storage / name)
     result = trainer.fit()
-    final = Path(result.checkpoint.path) if result.checkpoint is not None else newest_usable(storage / name)
+    final = storage.at(result.checkpoint.path) if result.checkpoint is not None else newest_usable(storage / name)
     if final is None:
         raise RuntimeError(f"run {name} finished without a checkpoint; see the Ray logs under {storage / name}")
     state = json.loads((final / STATE_FILE).read_text())
-    if not weights_path(final).exists():
-        raise RuntimeError(f"final checkpoint {final} has no {weights_path(final).name}")
+    if not has_weights(final):
+        raise RuntimeError(f"final checkpoint {final} has no weights for inference")
     return state, final

@@ -33,6 +33,7 @@ from m6_pipeline.loop_precision import ffn_shape
 from m6_pipeline.precision_choice import DEFAULT_CACHE, PrecisionChoice, choose_precision
 from m6_pipeline.pretraining.batches import StepBatches, validation_batches
 from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.storage import location
 from m6_pipeline.training import experts as ep
 from m6_pipeline.training.checkpoints import COMPLETE, STATE_FILE, newest_usable
 from m6_pipeline.training.clipping import clip_before_step, clip_plan, norm_after_step
@@ -140,12 +141,12 @@ def train_loop_per_worker(job_dict: dict) -> None:
     dtype = autocast_dtype(job.plugin, job.precision)
 
     batches = StepBatches(
-        Path(job.shard_dir), job.mix, special, n_steps=job.steps, batch_size=job.batch_size,
+        job.shard_dir, job.mix, special, n_steps=job.steps, batch_size=job.batch_size,
         rank=data_rank, world_size=data_world, seed=job.seed,
     )
     val = {
         task: validation_batches(
-            Path(job.shard_dir), task, special, job.mix, n_examples=job.val_examples_per_task,
+            job.shard_dir, task, special, job.mix, n_examples=job.val_examples_per_task,
             batch_size=job.batch_size, rank=data_rank, world_size=data_world, seed=job.seed,
         )
         for task in job.mix.active_tasks
@@ -270,11 +271,14 @@ def _checkpoint_to_resume(job: PretrainJob):
         return checkpoint
     found = [None]
     if not dist.is_initialized() or dist.get_rank() == 0:
-        newest = newest_usable(job.checkpoint_root)  # moves a damaged one aside
-        found = [str(newest) if newest else None]
+        newest = newest_usable(job.checkpoint_root)  # sets a damaged one aside
+        found = [newest.uri if newest else None]
     if dist.is_initialized():
         dist.broadcast_object_list(found, src=0)  # every rank resumes from the same step
-    return ray.train.Checkpoint.from_directory(found[0]) if found[0] else None
+    if found[0] is None:
+        return None
+    newest = location(found[0])
+    return ray.train.Checkpoint(path=newest.path, filesystem=newest.filesystem)
 
 
 def _expert_groups(job: PretrainJob, plugin) -> ep.ExpertGroups | None:
@@ -347,7 +351,7 @@ def _save_and_report(
         )
     # report uploads synchronously on every rank and is a barrier: the directory is whole now
     if rank == 0 and job.checkpoint_root is not None:
-        stored = Path(job.checkpoint_root) / f"step-{step:07d}"
+        stored = location(job.checkpoint_root) / f"step-{step:07d}"
         if stored.is_dir():
             (stored / COMPLETE).write_text("all ranks uploaded\n")
 

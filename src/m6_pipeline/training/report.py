@@ -14,14 +14,15 @@ from m6_pipeline.model.generation import Sampling, generate
 from m6_pipeline.model.m6 import M6Model
 from m6_pipeline.pretraining.batches import TaskMix, validation_batches
 from m6_pipeline.pretraining.stream import ShardStream
+from m6_pipeline.storage import location
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tokenization.wordpiece import detokenize
 
 
-def unigram_entropy(shard_dir: Path, max_rows: int = 20000) -> float:
+def unigram_entropy(shard_dir: str | Path, max_rows: int = 20000) -> float:
     """Entropy (nats per token) of the held-out text's unigram distribution: what a model that
     ignores all context would score at best, a baseline below ln(V)."""
-    stream = ShardStream(Path(shard_dir) / "text", "val", seed=0, shuffle=False)
+    stream = ShardStream(location(shard_dir) / "text", "val", seed=0, shuffle=False)
     counts: Counter[int] = Counter()
     for row in stream.take(0, min(max_rows, len(stream))):
         counts.update(row["token_ids"])

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from m6_pipeline.data.parquet_stream import parquet_files
+from m6_pipeline.storage import location
 from m6_pipeline.validation.suites import ROW_COUNT, CorpusValidationError
 
 log = logging.getLogger(__name__)
@@ -31,18 +32,21 @@ RERUN = "re-run the corpus stage (`kedro run --pipeline=corpus`), which validate
 def files_fingerprint(files: Iterable[str | Path]) -> dict:
     """`{"directory", "files", "bytes", "digest"}` of Parquet files: the sha256 of their sorted
     `name<TAB>size` lines. Names, not paths, count: a copied directory has the same digest."""
-    paths = [Path(f) for f in files]
-    entries = sorted((p.name, p.stat().st_size) for p in paths)
+    found = [location(f) for f in files]  # local paths or URIs (a corpus kept in a bucket)
+    entries = sorted((f.name, f.size()) for f in found)
     lines = "\n".join(f"{name}\t{size}" for name, size in entries)
     digest = hashlib.sha256(lines.encode()).hexdigest()
-    directories = sorted({str(p.parent) for p in paths})
+    directories = sorted({f.parent().uri for f in found})
     return {"directory": directories[0] if len(directories) == 1 else directories or None,
             "files": len(entries), "bytes": sum(size for _, size in entries), "digest": digest}
 
 
 def directory_fingerprint(directory: str | Path) -> dict:
     """The fingerprint of what a downstream stage reads: every `*.parquet` under `directory`."""
-    return files_fingerprint(parquet_files(directory))
+    files = location(directory).glob("*.parquet")
+    if not files:
+        parquet_files(directory)  # raises, saying which stage writes them
+    return files_fingerprint(files)
 
 
 def failed_expectations(result: dict) -> list[str]:

@@ -4,8 +4,6 @@ that human evaluation batches are made of)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from tokenizers import Tokenizer
 
@@ -18,7 +16,7 @@ from m6_pipeline.tasks.finetune.examples import TaskExample, encode_examples
 
 
 def load_variants(cards: dict[str, dict]) -> dict[str, M6Model]:
-    return {variant: load_pretrained(Path(card["model_dir"]))[0] for variant, card in cards.items()}
+    return {variant: load_pretrained(card["model_dir"])[0] for variant, card in cards.items()}
 
 
 def generated_answers(

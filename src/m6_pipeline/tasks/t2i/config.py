@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from m6_pipeline.tasks.finetune.config import FinetuneTraining
 from m6_pipeline.torch_threads import intra_op_threads
@@ -92,7 +92,8 @@ class T2IJob(_Frozen):
     training: T2ITraining = T2ITraining()
     sampling: T2ISampling = T2ISampling()
     variants: dict[str, T2ISampling] = Field(
-        default_factory=dict, description="further decoding settings compared in the report"
+        default_factory=dict, description="further decoding settings compared in the report; an "
+        "environment turns one of conf/base's off by setting it to null"
     )
     evaluation: T2IEvaluation = T2IEvaluation()
     torch_threads: int | None = Field(None, ge=1)
@@ -100,6 +101,13 @@ class T2IJob(_Frozen):
         None, description="set when the stage starts: how training.precision, which the stage's "
         "generation uses too, was resolved (PrecisionChoice.record()), for the stage's reports"
     )
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _drop_switched_off(cls, variants):
+        """`name: null` in an environment's parameters removes a variant conf/base names
+        (Kedro's soft merge cannot delete a key)."""
+        return {k: v for k, v in variants.items() if v is not None} if isinstance(variants, dict) else variants
 
     @model_validator(mode="after")
     def _rerank_needs_samples(self) -> T2IJob:
