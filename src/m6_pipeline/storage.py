@@ -79,6 +79,13 @@ class Location:
         uri = path if self.is_local else f"{self.uri.split('://', 1)[0]}://{path}"
         return Location(uri, self.filesystem, path)
 
+    def relative_to(self, other: Location) -> str:
+        """This location's path below `other` (`text/train-00000.parquet`)."""
+        prefix = other.path.rstrip("/") + "/"
+        if not self.path.startswith(prefix):
+            raise ValueError(f"{self.uri} is not inside {other.uri}")
+        return self.path[len(prefix):]
+
     def local_path(self) -> Path:
         """The path on this machine; only for a local location."""
         if not self.is_local:
@@ -101,17 +108,30 @@ class Location:
     def size(self) -> int:
         return self._info().size
 
-    def children(self) -> list[Location]:
-        """The entries directly inside this directory, sorted by name; none if it does not exist."""
+    def _entries(self) -> list[tuple[Location, bool]]:
+        """(entry, is a directory) directly inside this directory, by name; none if it is a file
+        or does not exist."""
+        if not self.is_dir():
+            return []
         selector = pafs.FileSelector(self.path, allow_not_found=True, recursive=False)
         infos = sorted(self.filesystem.get_file_info(selector), key=lambda info: info.path)
-        return [self / posixpath.basename(info.path.rstrip("/")) for info in infos]
+        return [(self / posixpath.basename(info.path.rstrip("/")), info.type == pafs.FileType.Directory)
+                for info in infos]
+
+    def children(self) -> list[Location]:
+        """The entries directly inside this directory, sorted by name; none if it is a file or
+        does not exist."""
+        return [entry for entry, _ in self._entries()]
 
     def glob(self, pattern: str) -> list[Location]:
-        """Entries matching `pattern`, one path segment per `/` (`*/*.parquet`), sorted."""
+        """Entries matching `pattern`, one path segment per `/` (`*/*.parquet`), sorted; as
+        `Path.glob`, only directories are looked into."""
+        parts = pattern.strip("/").split("/")
         found = [self]
-        for part in pattern.strip("/").split("/"):
-            found = [child for parent in found for child in parent.children() if fnmatch.fnmatchcase(child.name, part)]
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            found = [entry for parent in found for entry, is_dir in parent._entries()
+                     if fnmatch.fnmatchcase(entry.name, part) and (last or is_dir)]
         return sorted(found, key=lambda loc: loc.path)
 
     # -- reading and writing ----------------------------------------------------------------------

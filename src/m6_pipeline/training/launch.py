@@ -41,7 +41,7 @@ def run_fingerprint(job: PretrainJob) -> str:
     relevant["device"] = "gpu" if job.workers.use_gpu else "cpu"
     shard_dir = location(job.shard_dir)
     relevant["shards"] = [
-        (file.path[len(shard_dir.path) + 1:], file.size(), _rows(file)) for file in shard_dir.glob("*/*.parquet")
+        (file.relative_to(shard_dir), file.size(), _rows(file)) for file in shard_dir.glob("*/*.parquet")
     ]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -49,11 +49,6 @@ def run_fingerprint(job: PretrainJob) -> str:
 def _rows(file: Location) -> int:
     with file.open_input_file() as handle:
         return pq.ParquetFile(handle).metadata.num_rows
-
-
-def _absolute(target: str) -> str:
-    """A URI as written, a local path made absolute (the workers may run in other directories)."""
-    return location(target).uri
 
 
 def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Location]:
@@ -70,7 +65,7 @@ def run_pretraining(job: PretrainJob, special: SpecialTokens) -> tuple[dict, Loc
     name = f"{job.name}-{run_fingerprint(job)}"
     job = job.model_copy(
         update={
-            "shard_dir": _absolute(job.shard_dir),
+            "shard_dir": location(job.shard_dir).uri,  # absolute: workers may run elsewhere
             "report_dir": str(Path(job.report_dir).resolve()),
             "checkpoint_root": (storage / name).uri,
         }
