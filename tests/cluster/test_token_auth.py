@@ -20,12 +20,13 @@ SCRIPT = textwrap.dedent("""
     import json, os, subprocess, sys
     from types import SimpleNamespace
 
+    # Ray reads the auth mode when it is imported: the token is in the environment first
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = "m6-test-token-" + "0" * 32
     import ray
     from ray.cluster_utils import Cluster
 
     conf, project = json.loads(sys.argv[1]), sys.argv[2]
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AUTH_TOKEN"] = "m6-test-token-" + "0" * 32
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         conf["address"] = cluster.address
