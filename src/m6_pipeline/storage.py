@@ -17,7 +17,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,13 +207,3 @@ def location(target: str | Path | Location) -> Location:
     except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError
         raise ValueError(f"cannot open {target}: {error}; use a local path, s3://, gs:// or hdfs://") from error
     return Location(str(target).rstrip("/"), filesystem, path.rstrip("/"))
-
-
-def local_copy(target: str | Path | Location, cache: Path | None = None) -> Path:
-    """A local directory holding `target`'s files: the path itself where it is local, else a
-    download into `cache` (a new temporary directory when None)."""
-    loc = location(target)
-    if loc.is_local:
-        return loc.local_path()
-    directory = Path(cache) if cache is not None else Path(tempfile.mkdtemp(prefix="m6-download-"))
-    return loc.download_to(directory)

@@ -23,25 +23,18 @@ pytestmark = pytest.mark.cluster
 SCRIPT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from types import SimpleNamespace
 
     import ray
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.runner import SequentialRunner
-    from ray.cluster_utils import Cluster
 
-    from m6_pipeline.hooks import RayHook
     from pipelines.corpus.pipeline import create_pipeline
     from pipelines.datasets import ArrowBatchesDataset, RayParquetDataset
+    from tests.cluster.loopback import joined_cluster
     from tests.pipelines.test_corpus_pipeline import small_params
 
     bucket, raw, conf, project = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
-    try:
-        conf["address"] = cluster.address
-        conf.pop("auth_mode", None)  # cluster_utils starts its nodes with Ray's default auth
-        RayHook().after_context_created(SimpleNamespace(config_loader={"ray": conf}, project_path=project))
+    with joined_cluster(conf, project):
         ray_sets = {
             "text_annotated@ray": ("intermediate/text_annotated", "text"),
             "pairs_annotated@ray": ("intermediate/pairs_annotated", "pairs"),
@@ -58,9 +51,6 @@ SCRIPT = textwrap.dedent("""
         report = outputs["corpus_report"]
         report = report.load() if hasattr(report, "load") else report
         print("RESULT " + json.dumps({"report": report, "nodes": len([n for n in ray.nodes() if n["Alive"]])}))
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 """)
 
 

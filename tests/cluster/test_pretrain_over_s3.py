@@ -30,30 +30,22 @@ pytestmark = pytest.mark.cluster
 SCRIPT = textwrap.dedent("""
     import json, os, sys, tempfile
     from pathlib import Path
-    from types import SimpleNamespace
 
     import ray
-    from ray.cluster_utils import Cluster
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from m6_pipeline.cluster_env import check_node_versions, library_versions
-    from m6_pipeline.hooks import RayHook
     from m6_pipeline.model import M6Config
     from m6_pipeline.model.pretrained import export_pretrained, fetch_weights
     from m6_pipeline.storage import location
     from m6_pipeline.training.config import OptimizerConfig, PretrainJob, WorkersConfig
     from m6_pipeline.training.launch import run_pretraining
+    from tests.cluster.loopback import joined_cluster
     from tests.pretraining.synthetic_shards import SPECIAL, write_synthetic_shards
 
     bucket, reports, conf, project = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
-    try:
-        conf["address"] = cluster.address  # conf/cluster/ray.yml, pointed at this test's cluster
-        conf.pop("auth_mode", None)  # cluster_utils starts its nodes with Ray's default auth
-        # ships the code (py_modules) and checks every node's versions on joining
-        RayHook().after_context_created(SimpleNamespace(config_loader={"ray": conf}, project_path=project))
-
+    # ships the code (py_modules) and checks every node's versions on joining
+    with joined_cluster(conf, project):
         @ray.remote(num_cpus=1)
         def where() -> dict:
             import m6_pipeline
@@ -90,9 +82,6 @@ SCRIPT = textwrap.dedent("""
                                      {"run": "killed"}, bucket + "/models/killed")
         out["card"] = card
         print("RESULT " + json.dumps(out))
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 """)
 
 LOAD = """

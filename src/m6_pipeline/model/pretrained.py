@@ -44,6 +44,12 @@ def weight_files(weights: Path) -> list[Path]:
     return index_files(weights) if weights.name == INDEX else [weights]
 
 
+def _weight_entries(directory):
+    """Every name an export's weights may have in `directory` (a Path or a Location): both forms,
+    so that writing one clears the other and fetching finds whichever is there."""
+    return [directory / WEIGHTS, directory / INDEX, directory / DENSE_FILE, *directory.glob(EXPERT_FILES)]
+
+
 def has_weights(directory: Location) -> bool:
     """Whether a local or remote directory holds weights for inference, in either form."""
     return (directory / INDEX).is_file() or (directory / WEIGHTS).is_file()
@@ -54,8 +60,7 @@ def fetch_weights(directory: Location, into: Path) -> Path:
     files (not the optimizer states beside them) downloaded into `into`."""
     if directory.is_local:
         return weights_path(directory.local_path())
-    names = [INDEX, WEIGHTS, DENSE_FILE]
-    for file in [*(directory / name for name in names), *directory.glob(EXPERT_FILES)]:
+    for file in _weight_entries(directory):
         if file.is_file():
             file.download_to(Path(into) / file.name)
     return weights_path(Path(into))
@@ -70,7 +75,7 @@ def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: st
     model_dir.mkdir(parents=True, exist_ok=True)
     files = weight_files(weights)
     sources = {path.resolve() for path in files}
-    for stale in [model_dir / WEIGHTS, model_dir / INDEX, model_dir / DENSE_FILE, *model_dir.glob(EXPERT_FILES)]:
+    for stale in _weight_entries(model_dir):
         if stale.resolve() not in sources:  # the other form, or shards of another export
             stale.unlink(missing_ok=True)
     for path in files:
@@ -87,7 +92,7 @@ def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: st
 def _export_to_uri(weights: Path, config: M6Config, card: dict, target: Location) -> dict:
     with tempfile.TemporaryDirectory(prefix="m6-export-") as staging:
         card = export_pretrained(weights, config, card, Path(staging))
-        for stale in [target / WEIGHTS, target / INDEX, target / DENSE_FILE, *target.glob(EXPERT_FILES)]:
+        for stale in _weight_entries(target):
             stale.delete()  # the other form, or shards of another export
         target.upload_from(Path(staging))
     card = {**card, "model_dir": target.uri}
