@@ -26,14 +26,18 @@ browser:
 	  || echo "note: the browser test needs Debian's $(BROWSER_PACKAGES) (apt-get install $(BROWSER_PACKAGES))"; }
 
 # Installs the pinned lock, then ColossalAI without its own pins (they ask for torch<=2.5.1),
-# then this project in editable mode. Re-running is a no-op while the inputs are unchanged.
+# then this project in editable mode. pip compiles bytecode one file at a time; compileall does
+# it on every core afterwards (166 s -> 93 + 40 s on 2 cores). A file that does not compile
+# (a project template, a module for a newer Python) is skipped, as pip skips it. Re-running is a
+# no-op while the inputs are unchanged.
 $(STAMP): requirements/lock.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required (set PYTHON=...)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements/lock.txt
-	$(PY) -m pip install -q --no-deps colossalai==0.5.0
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-compile -r requirements/lock.txt
+	$(PY) -m pip install -q --no-compile --no-deps colossalai==0.5.0
+	$(PY) -m pip install -q --no-compile --no-deps -e .
+	$(PY) -m compileall -qq -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 	touch $(STAMP)
 
 # CPU_ISA=avx2 runs the math libraries as on an AVX2-only CPU (no AVX-512, no bf16 or AMX

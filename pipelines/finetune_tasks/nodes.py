@@ -91,6 +91,9 @@ def _features(examples: list, patch_features_manifest: dict, extra_features: dic
 def finetune(variant: str):
     def run(job: FinetuneJob, task_examples: dict, extra_features: dict, tokenizer: Tokenizer,
             patch_features_manifest: dict) -> tuple[dict, dict]:
+        if (skipped := job.not_run(variant)) is not None:
+            log.info("%s: the %s variant is not finetuned (%s)", job.task, variant, skipped["not_run"])
+            return skipped, skipped
         splits = examples_from_json(task_examples)
         features = _features(splits["train"] + splits["val"], patch_features_manifest, extra_features)
         # a checkpoint of other inputs (rewritten features, another pretrained model) is not resumed
@@ -113,10 +116,12 @@ def evaluate(task: str):
         splits = examples_from_json(task_examples)
         scored = [e for name, examples in splits.items() if name not in ("train", "val") for e in examples]
         features = _features(scored, patch_features_manifest, extra_features)
-        models = load_variants({"pretrained": card_pretrained, "baseline": card_baseline})
+        cards = {"pretrained": card_pretrained, "baseline": card_baseline}
+        trainings = {"pretrained": training_pretrained, "baseline": training_baseline}
+        models = load_variants({v: cards[v] for v in job.variants})
         metrics, predictions = EVALUATORS[task](job, models, splits, tokenizer, features)
         metrics = task_report(job, metrics, task_examples.get("test_unseen_in_pretraining", False),
-                              {"pretrained": training_pretrained, "baseline": training_baseline})
+                              {v: trainings[v] for v in job.variants})
         log.info("%s: %s", task, {k: v for k, v in metrics.items() if k in ("accuracy", "scores")})
         return metrics, predictions
 

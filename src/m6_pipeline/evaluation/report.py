@@ -8,6 +8,7 @@ from m6_pipeline.evaluation import paper
 
 VQA_TYPES = ["detection", "relation", "colour", "number", "pattern", "overall"]
 MODELS = ("pretrained", "baseline")
+CAPTION_MEASURES = ["bleu4", "rouge_l", "cider_d", "distinct_2", "mean_chars"]
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -24,13 +25,21 @@ def _paper(table: dict, unit: str) -> str:
     return f"Paper ({unit}; their data, for reference only):\n\n" + _table(["model", *table["columns"]], rows)
 
 
+def _not_run(task_metrics: dict) -> str:
+    return "".join(f" Not run: {m} ({why})." for m, why in task_metrics.get("not_run", {}).items())
+
+
 def collect(metrics: dict[str, dict]) -> dict:
     """The headline numbers per task and model, and whether pretraining won each automatic one."""
     vqa, cap, itm, qa, poem = (metrics[k] for k in ("vqa", "caption", "itm", "qa", "poem"))
+    # a finetuned task's variant that its `variants` left out has no scores: its figures are None
+    # (shown as –) and compared nowhere
+    vqa_by, cap_by, itm_by = vqa["accuracy"], cap["scores"], itm["accuracy"]
     summary = {
-        "vqa_accuracy": {m: {t: vqa["accuracy"][m].get(t, {}).get("accuracy") for t in VQA_TYPES} for m in MODELS},
-        "caption": {m: cap["scores"][m] for m in MODELS},
-        "itm_accuracy": {m: itm["accuracy"][m]["accuracy"] for m in MODELS},
+        "vqa_accuracy": {m: {t: vqa_by[m].get(t, {}).get("accuracy") if m in vqa_by else None for t in VQA_TYPES}
+                         for m in MODELS},
+        "caption": {m: cap_by.get(m, dict.fromkeys(CAPTION_MEASURES)) for m in MODELS},
+        "itm_accuracy": {m: itm_by[m]["accuracy"] if m in itm_by else None for m in MODELS},
         "qa": {m: qa["measures"][m] for m in MODELS},
         "poem": {m: {k: v for k, v in poem["measures"][m].items() if k != "violations"} for m in MODELS},
     }
@@ -41,9 +50,10 @@ def collect(metrics: dict[str, dict]) -> dict:
               "itm_accuracy": [summary["itm_accuracy"][m] for m in MODELS]}
     lower = {"qa_human_answer_nll": [summary["qa"][m].get("human_answer_nll") for m in MODELS],
              "poem_corpus_lm_perplexity": [summary["poem"][m]["corpus_lm_perplexity"] for m in MODELS]}
-    wins = {k: v[0] > v[1] for k, v in higher.items()}
+    wins = {k: v[0] > v[1] for k, v in higher.items() if None not in v}
     wins |= {k: v[0] < v[1] for k, v in lower.items() if None not in v}
     summary["pretrained_wins"] = wins
+    summary["not_compared"] = sorted((higher | lower).keys() - wins.keys())
     summary["pretrained_wins_all"] = all(wins.values())
     return summary
 
@@ -71,15 +81,15 @@ def markdown(summary: dict, metrics: dict[str, dict], human: dict | None, t2i: d
                 "samples only (Figures 4-7).", ""]
     out += ["## VQA (Table 5)", "", _table(["model", *VQA_TYPES],
             [[m, *[summary["vqa_accuracy"][m][t] for t in VQA_TYPES]] for m in MODELS]),
-            f"\nExact-match accuracy on {metrics['vqa']['n_test']} test questions.\n", _paper(paper.TABLE5_FMIQA, "human-judged accuracy, %"), ""]
-    cols = ["bleu4", "rouge_l", "cider_d", "distinct_2", "mean_chars"]
-    out += ["## Image captioning (Table 6)", "", _table(["model", *cols],
-            [[m, *[summary["caption"][m][c] for c in cols]] for m in MODELS]),
-            f"\nCharacter-level metrics on {metrics['caption']['n_test']} test images.\n",
+            f"\nExact-match accuracy on {metrics['vqa']['n_test']} test questions.{_not_run(metrics['vqa'])}\n", _paper(paper.TABLE5_FMIQA, "human-judged accuracy, %"), ""]
+    out += ["## Image captioning (Table 6)", "", _table(["model", *CAPTION_MEASURES],
+            [[m, *[summary["caption"][m][c] for c in CAPTION_MEASURES]] for m in MODELS]),
+            f"\nCharacter-level metrics on {metrics['caption']['n_test']} test images.{_not_run(metrics['caption'])}\n",
             _paper(paper.TABLE6_IC, "human scores 0-5"), ""]
     out += ["## Image-text matching (Table 7)", "", _table(["model", "accuracy"],
             [[m, summary["itm_accuracy"][m]] for m in MODELS]),
-            f"\nBalanced positives and substituted-query negatives, {metrics['itm']['n_test']} test pairs.\n",
+            f"\nBalanced positives and substituted-query negatives, {metrics['itm']['n_test']} test pairs."
+            + _not_run(metrics["itm"]) + "\n",
             _paper(paper.TABLE7_ITM, "accuracy, %"), ""]
     qa_cols = ["human_answer_nll", "corpus_lm_perplexity", "distinct_2", "mean_chars"]
     out += ["## Forum QA (§4.4)", "", _table(["model", *qa_cols],
@@ -92,7 +102,8 @@ def markdown(summary: dict, metrics: dict[str, dict], human: dict | None, t2i: d
             f"\n{metrics['poem']['n_titles']} titles; validity: share of poems meeting every constraint.", ""]
     wins = summary["pretrained_wins"]
     out += ["## Pretrained against baseline", "", _table(["metric", "pretrained better"],
-            [[k, "yes" if v else "**no**"] for k, v in wins.items()]), ""]
+            [[k, "yes" if v else "**no**"] for k, v in wins.items()]
+            + [[k, "not compared (no figure for one of them)"] for k in summary["not_compared"]]), ""]
     out += ["## Human evaluation", ""]
     if not human or not human.get("n_annotations"):
         out.append("No annotations yet: the batch is in data/07_model_output/human_eval/ for the Streamlit app.")

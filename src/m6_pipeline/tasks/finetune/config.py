@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from m6_pipeline.loop_precision import LoopPrecision
 from m6_pipeline.torch_threads import intra_op_threads
 
 # pretrained: the pretrained M6 finetuned; baseline: the same architecture from its
-# initialisation (the paper's comparison). Every task runs both.
+# initialisation (the paper's comparison). Every task runs both unless its `variants` leaves the
+# baseline out.
 Variant = Literal["pretrained", "baseline"]
 VARIANTS: tuple[Variant, ...] = ("pretrained", "baseline")
 
@@ -67,6 +68,10 @@ class FinetuneJob(_Frozen):
     out_dir: Path = Field(description="finetuned models: out_dir/<variant>/")
     training: FinetuneTraining = FinetuneTraining()
     decoding: Decoding = Decoding()
+    variants: tuple[Variant, ...] = Field(
+        VARIANTS, description="the variants finetuned and scored; leaving out `baseline` saves its "
+        "training where only the pretrained model's figure is wanted (the report says it was not run)"
+    )
     max_prompt_tokens: int = Field(32, ge=1)
     max_target_tokens: int = Field(16, ge=1)
     torch_threads: int | None = Field(None, ge=1)
@@ -77,6 +82,20 @@ class FinetuneJob(_Frozen):
         None, description="set when the stage starts: how training.precision was resolved "
         "(PrecisionChoice.record()), for the stage's reports"
     )
+
+    @field_validator("variants")
+    @classmethod
+    def _pretrained_always(cls, variants: tuple[Variant, ...]) -> tuple[Variant, ...]:
+        if "pretrained" not in variants or len(set(variants)) != len(variants):
+            raise ValueError(f"variants {list(variants)}: list `pretrained` (the model the task is for), "
+                             "optionally `baseline`, each once")
+        return variants
+
+    def not_run(self, variant: Variant) -> dict | None:
+        """None where `variant` is finetuned; else the record its card and training say instead."""
+        if variant in self.variants:
+            return None
+        return {"task": self.task, "variant": variant, "not_run": f"{self.task}: `variants` is {list(self.variants)}"}
 
     def model_dir(self, variant: Variant) -> Path:
         return self.out_dir / variant

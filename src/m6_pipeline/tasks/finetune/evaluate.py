@@ -10,7 +10,7 @@ from tokenizers import Tokenizer
 from m6_pipeline.model.m6 import M6Model
 from m6_pipeline.model.pretrained import load_pretrained
 from m6_pipeline.pretraining.tasks import SpecialTokens
-from m6_pipeline.tasks.finetune.config import FinetuneJob
+from m6_pipeline.tasks.finetune.config import VARIANTS, FinetuneJob
 from m6_pipeline.tasks.finetune.decode import generate_texts
 from m6_pipeline.tasks.finetune.examples import TaskExample, encode_examples
 
@@ -49,6 +49,7 @@ def task_report(
         },
         "training_curves": {v: t["validation"] for v, t in trainings.items()},
         "precision": job.precision_choice,
+        "not_run": {v: job.not_run(v)["not_run"] for v in VARIANTS if v not in job.variants},
     }
 
 
