@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE := 1
 
 DJ_VENV := benchmarks/.venv-dj
 
-.PHONY: setup run test test-all bench bench-setup viz app browser
+.PHONY: setup run repro test test-all bench bench-setup viz app browser
 
 setup: $(STAMP) browser
 
@@ -49,8 +49,17 @@ run: export MKL_ENABLE_INSTRUCTIONS := AVX2
 endif
 # glibc's huge pages for tensor memory: read at process start (src/m6_pipeline/allocator.py)
 run: export GLIBC_TUNABLES := glibc.malloc.hugetlb=1
+# every stage of dvc.yaml but pretrain_10b (run by name): what `make run` runs in one `kedro run`,
+# then records in dvc.lock, so that `dvc status` and `dvc repro` agree with the run
+RUN_STAGES := embedded_sources corpus tokenizer features pretrain_base pretrain_100b vqgan finetune_t2i \
+	finetune_vqa finetune_caption finetune_itm qa poem evaluate
 run: $(STAMP)
 	$(VENV)/bin/kedro run --env=local
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc commit --force --quiet $(RUN_STAGES)
+
+# the same stages through DVC, each a `kedro run --tags=<stage>` of its own, only where inputs changed
+repro: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro $(RUN_STAGES)
 
 # the S3 pieces the tests marked `cluster` need (an S3 server, a DVC remote); `make run` does not
 STORAGE_STAMP := $(VENV)/.storage-done
@@ -58,8 +67,9 @@ $(STORAGE_STAMP): requirements/lock-storage.txt $(STAMP)
 	$(PY) -m pip install -q -r requirements/lock-storage.txt
 	touch $(STORAGE_STAMP)
 
+# the 25 slowest tests are listed at the end: where the suite's time goes
 test: setup $(STORAGE_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-all: setup $(STORAGE_STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"

@@ -33,7 +33,7 @@ class EvaluateConfig(BaseModel):
         description="completed annotations (*.jsonl: item_id, annotator, scores), e.g. the app's export",
     )
     store: Path = Field(
-        Path("data/07_model_output/human_eval/annotations.sqlite"),
+        Path("data/07_model_output/human_eval/annotations/store.sqlite"),
         description="the annotation app's store: its scored answers to this batch's items are read too",
     )
     pairs_dir: Path = Field(Path("data/03_primary/pairs"), description="the clean pairs: the items' source images")

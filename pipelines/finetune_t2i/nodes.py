@@ -16,6 +16,7 @@ from m6_pipeline.data.file_identity import files_identity, model_identity
 from m6_pipeline.data.parquet_stream import parquet_files
 from m6_pipeline.model.pretrained import export_pretrained, load_pretrained
 from m6_pipeline.pretraining.tasks import SpecialTokens
+from m6_pipeline.tasks.finetune.models import pretrained_model_dir
 from m6_pipeline.tasks.precision import resolve_t2i_precision
 from m6_pipeline.tasks.t2i import report
 from m6_pipeline.tasks.t2i.attributes import stated_attributes
@@ -24,8 +25,8 @@ from m6_pipeline.tasks.t2i.config import T2IJob
 from m6_pipeline.tasks.t2i.data import T2ISplit, load_code_records, split_records
 from m6_pipeline.tasks.t2i.evaluate import evaluate_generation, generate_images, prediction_rows, prompts_as_given
 from m6_pipeline.tasks.t2i.train import T2ITrainer
-from m6_pipeline.vqgan import load_vqgan
 from m6_pipeline.validation.gate import require_passed
+from m6_pipeline.vqgan import load_vqgan
 from m6_pipeline.vqgan.images import load_images_by_id
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,7 @@ def parse_job(finetune_t2i: dict, pretrain_model_card: dict, image_codes_manifes
     (e.g. the MoE model of pretrain_100b). `precision: auto` is resolved here, once for the
     stage's finetuning and generation."""
     job = T2IJob.model_validate(finetune_t2i)
-    if job.pretrained_dir is None:
-        job = job.model_copy(update={"pretrained_dir": Path(pretrain_model_card["model_dir"])})
+    job = job.model_copy(update={"pretrained_dir": pretrained_model_dir(job.pretrained_dir, pretrain_model_card)})
     return resolve_t2i_precision(job, image_codes_manifest["n_codes"])
 
 
@@ -68,7 +68,7 @@ def finetune(job: T2IJob, tokenizer: Tokenizer, image_codes_manifest: dict) -> t
         inputs = {"image_codes": image_codes_manifest, "pretrained": model_identity(job.pretrained_dir),
                   "code_files": files_identity(parquet_files(image_codes_manifest["codes_dir"]))}
         training = T2ITrainer(job, model, special, inputs).fit(
-            split.train, split.held_out[:256], job.checkpoint_dir
+            split.train, split.held_out[:256], job.checkpoint_dir, job.curves_dir
         )
     model.config = model.config.model_copy(update={"dropout": 0.0})  # generation runs without it
     card = _export(model, job, pretrained_card, image_codes_manifest)

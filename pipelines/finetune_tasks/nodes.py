@@ -17,6 +17,7 @@ from m6_pipeline.tasks.finetune.config import FinetuneJob
 from m6_pipeline.tasks.finetune.evaluate import load_variants, task_report
 from m6_pipeline.tasks.finetune.features import load_patch_features
 from m6_pipeline.tasks.finetune.io import examples_from_json, examples_to_json
+from m6_pipeline.tasks.finetune.models import pretrained_model_dir
 from m6_pipeline.tasks.finetune.run import finetune_variant
 from m6_pipeline.tasks.itm.data import ITMJob, itm_examples
 from m6_pipeline.tasks.itm.evaluate import evaluate_itm
@@ -35,8 +36,7 @@ JOBS: dict[str, type[FinetuneJob]] = {"vqa": VQAJob, "caption": CaptionJob, "itm
 def parse_job(task: str):
     def parse(params: dict, pretrain_model_card: dict) -> FinetuneJob:
         job = JOBS[task].model_validate(params)
-        if job.pretrained_dir is None:
-            job = job.model_copy(update={"pretrained_dir": Path(pretrain_model_card["model_dir"])})
+        job = job.model_copy(update={"pretrained_dir": pretrained_model_dir(job.pretrained_dir, pretrain_model_card)})
         # `precision: auto` resolved here, once for the stage: both variants train under it
         return resolve_finetune_precision(reserved_test_split(job, pretrain_model_card))
 

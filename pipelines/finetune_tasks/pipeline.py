@@ -38,4 +38,5 @@ def create_pipeline(task: str) -> Pipeline:
         inputs={**{name: name for name in SHARED if name in {*DATA, *EXAMPLE_INPUTS[task]}},
                 "pretrained_card": "pretrain_base.model_card"},
         parameters={"params:task": f"params:{namespace}", **({"params:features": "params:features"} if task == "vqa" else {})},
+        tags=namespace,  # the stage's tag (`kedro run --pipeline=X --tags=X` runs the stage alone)
     )

@@ -27,4 +27,5 @@ def _template() -> Pipeline:
 
 
 def create_pipeline(namespace: str) -> Pipeline:
-    return Pipeline(_template(), namespace=namespace, inputs=SHARED_INPUTS)
+    # the tag names the stage as the other stages' tags do (`kedro run --pipeline=X --tags=X`)
+    return Pipeline(_template(), namespace=namespace, inputs=SHARED_INPUTS, tags=namespace)

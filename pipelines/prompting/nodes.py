@@ -5,14 +5,13 @@ finetuning; outputs go to the human-evaluation batches, automatic measures to th
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from tokenizers import Tokenizer
 
 from m6_pipeline.model.generation import Sampling
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.tasks.finetune.config import VARIANTS
-from m6_pipeline.tasks.finetune.models import initial_model
+from m6_pipeline.tasks.finetune.models import initial_model, pretrained_model_dir
 from m6_pipeline.tasks.poem.format import check_poem
 from m6_pipeline.tasks.poem.generate import generate_poems
 from m6_pipeline.tasks.precision import resolve_prompting_precision
@@ -29,8 +28,7 @@ def parse_job(kind: str):
 
     def parse(params: dict, pretrain_model_card: dict) -> PromptingJob:
         job = job_type.model_validate(params)
-        if job.pretrained_dir is None:
-            job = job.model_copy(update={"pretrained_dir": Path(pretrain_model_card["model_dir"])})
+        job = job.model_copy(update={"pretrained_dir": pretrained_model_dir(job.pretrained_dir, pretrain_model_card)})
         # `precision: auto` resolved here, once for the stage: both variants generate under it
         return resolve_prompting_precision(job)
 

@@ -14,4 +14,4 @@ def create_pipeline(kind: str) -> Pipeline:
     ])
     return Pipeline(template, namespace=kind,
                     inputs={"tokenizer": "tokenizer", "corpus_lm": "corpus_lm", "pretrained_card": "pretrain_base.model_card"},
-                    parameters={"params:prompting": f"params:{kind}"})
+                    parameters={"params:prompting": f"params:{kind}"}, tags=kind)  # the stage's tag

@@ -43,7 +43,7 @@ def train_vqgan(job: VQGANJob, clean_pairs_validation: dict, corpus_report: dict
     started = time.perf_counter()
     with job.threads():
         trainer = VQGANTrainer(job, inputs={"pairs": files_identity(parquet_files(job.pairs_dir))})
-        history = trainer.fit(train, job.checkpoint_dir)
+        history = trainer.fit(train, job.checkpoint_dir, job.curves_dir)
         quality = reconstruction_quality(trainer.model, holdout)
     card = save_vqgan(trainer.model, job.model_dir)
     record = {

@@ -17,7 +17,7 @@ from m6_pipeline.precision_choice import CONFIG_RESOLVERS
 
 class AppSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    store: Path = Field(Path("data/07_model_output/human_eval/annotations.sqlite"),
+    store: Path = Field(Path("data/07_model_output/human_eval/annotations/store.sqlite"),
                         description="the annotation store (SQLite, WAL)")
     batch_dir: Path = Field(Path("data/07_model_output/human_eval"),
                             description="the evaluate pipeline's batch: items.json, key.json, images.parquet")

@@ -4,10 +4,12 @@ from kedro.config import OmegaConfigLoader
 
 from m6_pipeline.hooks import AllocatorHook, RayHook
 from m6_pipeline.precision_choice import CONFIG_RESOLVERS
+from m6_pipeline.run_record import RunRecordHook
 from m6_pipeline.run_times import RunTimesHook
 
-# RunTimesHook writes data/08_reporting/run_times.json: each node's wall time and peak memory
-HOOKS = (AllocatorHook(), RayHook(), RunTimesHook())
+# RunTimesHook writes data/08_reporting/run_times.json: each node's wall time and peak memory;
+# RunRecordHook data/08_reporting/runs/<run id>.json: commit, environment, parameters, metrics
+HOOKS = (AllocatorHook(), RayHook(), RunTimesHook(), RunRecordHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

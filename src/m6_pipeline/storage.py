@@ -107,6 +107,10 @@ class Location:
     def size(self) -> int:
         return self._info().size
 
+    def mtime_ns(self) -> int | None:
+        """When this file was last written (an object store's last-modified), if known."""
+        return self._info().mtime_ns
+
     def _entries(self) -> list[tuple[Location, bool]]:
         """(entry, is a directory) directly inside this directory, by name; none if it is a file
         or does not exist."""

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from m6_pipeline.model import M6Config, M6Model
-from m6_pipeline.model.pretrained import export_pretrained, fetch_weights, load_pretrained
+from m6_pipeline.model.pretrained import export_pretrained, fetch_weights, load_pretrained, local_model_dir
 from m6_pipeline.pretraining.stream import ShardStream
 from m6_pipeline.storage import location
 from m6_pipeline.training.checkpoints import COMPLETE, SET_ASIDE, STATE_FILE, newest_usable
@@ -124,3 +124,37 @@ def test_a_model_exported_to_the_bucket_loads_in_a_fresh_process(bucket, tmp_pat
     # an export's weights fetched from the bucket (what the driver does with a final checkpoint)
     weights = fetch_weights(location(uri), tmp_path / "fetched")
     assert weights.name == "model.safetensors" and weights.read_bytes() == (tmp_path / "model.safetensors").read_bytes()
+
+
+def test_finetuning_starts_from_a_local_copy_of_an_export_in_the_bucket(bucket, tmp_path, monkeypatch):
+    """conf/cluster exports pretrain_base to the bucket; the finetuning and prompting stages read
+    the export's files themselves, from one local copy that is fetched again only when the export
+    changes (so a finetuning run's input identity, and its resume, hold)."""
+    from safetensors.torch import save_model
+
+    from m6_pipeline.data.file_identity import model_identity
+    from m6_pipeline.tasks.finetune.models import pretrained_model_dir
+    from pipelines.finetune_tasks.nodes import parse_job
+
+    config = M6Config.of_size("tiny", vocab_size=40, n_patches=4, d_patch_feature=8)
+    save_model(M6Model(config), str(tmp_path / "model.safetensors"))
+    uri = f"{bucket}/pretrain_base/model"
+    card = export_pretrained(tmp_path / "model.safetensors", config, {"run": "first"}, uri)
+    copies = tmp_path / "copies"
+
+    first = local_model_dir(uri, copies)
+    assert first.parent == copies and load_pretrained(first)[1]["run"] == "first"
+    identity = model_identity(first)
+    assert local_model_dir(uri, copies) == first and model_identity(first) == identity  # not fetched again
+    export_pretrained(tmp_path / "model.safetensors", config, {"run": "second"}, uri)
+    assert load_pretrained(local_model_dir(uri, copies))[1]["run"] == "second"
+    assert model_identity(first) != identity  # a new export is a new input: no stale resume
+    assert local_model_dir(tmp_path / "here") == tmp_path / "here"  # a local path stays as it is
+
+    # the stage's job, from the card as Kedro hands it over, and from a URI in the parameters
+    monkeypatch.chdir(tmp_path)  # the copies' default place is relative: data/06_models/remote
+    job = parse_job("itm")({"out_dir": str(tmp_path / "itm"), "training": {"precision": "fp32"}}, card)
+    assert job.pretrained_dir.is_dir() and (job.pretrained_dir / "m6_config.json").is_file()
+    assert pretrained_model_dir(uri, {"model_dir": "unused"}) == job.pretrained_dir
+    with pytest.raises(FileNotFoundError, match="pipeline=pretrain_base"):
+        local_model_dir(f"{bucket}/nothing/here", copies)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+import pytest
 import torch
 from PIL import Image
 from kedro.io import DataCatalog, MemoryDataset
@@ -67,11 +68,11 @@ def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
 
     data = {"val_fraction": 0.15, "test_fraction": 0.2}
     params = {
-        "finetune_vqa": merged("finetune_vqa", {"out_dir": str(tmp_path / "vqa"), "training": TRAINING,
+        "finetune_vqa": merged("finetune_vqa", {"out_dir": str(tmp_path / "vqa"), "checkpoints": str(tmp_path / "ckpt_vqa"), "curves_dir": str(tmp_path / "curves_vqa"), "training": TRAINING,
                                                 "data": {**data, "scenes": {"train": 40, "val": 8, "test": 12}}}),
-        "finetune_caption": merged("finetune_caption", {"out_dir": str(tmp_path / "caption"), "training": TRAINING,
+        "finetune_caption": merged("finetune_caption", {"out_dir": str(tmp_path / "caption"), "checkpoints": str(tmp_path / "ckpt_caption"), "curves_dir": str(tmp_path / "curves_caption"), "training": TRAINING,
                                                         "decoding": {"max_new_tokens": 12}, "data": data}),
-        "finetune_itm": merged("finetune_itm", {"out_dir": str(tmp_path / "itm"), "training": TRAINING,
+        "finetune_itm": merged("finetune_itm", {"out_dir": str(tmp_path / "itm"), "checkpoints": str(tmp_path / "ckpt_itm"), "curves_dir": str(tmp_path / "curves_itm"), "training": TRAINING,
                                                 "data": {**data, "max_test_pairs": 40}, "variants": ["pretrained"]}),
         "qa": {"prompts_path": str(ROOT / "conf/base/prompts/qa_prompts.jsonl"), "max_new_tokens": 12},
         "poem": {"prompts_path": str(ROOT / "conf/base/prompts/poem_titles.txt"),
@@ -112,8 +113,13 @@ def test_downstream_tasks_then_evaluate_through_kedro(tmp_path):
         assert training["precision"]["requested"] == training["precision"]["precision"] == "fp32"
         model, card_ = load_pretrained(tmp_path / task / variant)
         assert card_["task"] == task and card_["variant"] == variant
+        # the same curve in dvclive's history, for `dvc plots show`
+        logged = (tmp_path / f"curves_{task}" / variant / "plots/metrics/val/loss.tsv").read_text().splitlines()[1:]
+        assert [float(line.split("\t")[1]) for line in logged] == pytest.approx([p["val_loss"] for p in curve])
+        assert [int(line.split("\t")[0]) for line in logged] == [p["step"] for p in curve]
     skipped = catalog["finetune_itm.training_baseline"].load()
     assert skipped["not_run"] and not (tmp_path / "itm" / "baseline").exists()
+    assert not (tmp_path / "curves_itm" / "baseline").exists()
     metrics = catalog["evaluation_metrics"].load()
     summary = metrics["summary"]
     assert summary["itm_accuracy"]["baseline"] is None and "itm_accuracy" in summary["not_compared"]

@@ -59,16 +59,17 @@ def printed_table(stdout: str, status: str) -> list[str]:
     return lines[start:end + 1]
 
 
-def run_like_a_session(pipeline: Pipeline, catalog: DataCatalog, hook: RunTimesHook, project_path) -> None:
+def run_like_a_session(pipeline: Pipeline, catalog: DataCatalog, hook, project_path, run_id: str = "test-run",
+                       env: str = "local") -> None:
     """What `KedroSession.run` does around the runner (kedro 1.7): the pipeline hooks, with the
     runner calling the node and dataset hooks in between."""
     manager = _create_hook_manager()
     manager.register(hook)
-    run_params = {"run_id": "test-run", "project_path": str(project_path), "pipeline_names": ["tiny"],
-                  "runner": "SequentialRunner"}
+    run_params = {"run_id": run_id, "project_path": str(project_path), "pipeline_names": ["tiny"],
+                  "runner": "SequentialRunner", "env": env}
     manager.hook.before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
     try:
-        result = SequentialRunner().run(pipeline, catalog, manager, run_id="test-run")
+        result = SequentialRunner().run(pipeline, catalog, manager, run_id=run_id)
     except Exception as error:
         manager.hook.on_pipeline_error(error=error, run_params=run_params, pipeline=pipeline, catalog=catalog)
         raise

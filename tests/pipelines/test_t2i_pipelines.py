@@ -5,6 +5,7 @@ and predictions rows whose images are in the images Parquet at the VQGAN's resol
 from __future__ import annotations
 
 import io
+import json
 import random
 
 import numpy as np
@@ -59,6 +60,11 @@ def merged(name: str, overrides: dict) -> dict:
     return merge(params, overrides)
 
 
+def _tsv(path) -> list[list[str]]:
+    """A dvclive metric history without its header: [step, value] rows."""
+    return [line.split("\t") for line in path.read_text().splitlines()[1:]]
+
+
 def test_vqgan_then_finetune_t2i_through_kedro(tmp_path):
     texts = rendered_pairs(tmp_path / "pairs")
     tokenizer, _ = train_wordpiece([texts], TokenizerConfig(vocab_size=300, min_frequency=1))
@@ -71,6 +77,7 @@ def test_vqgan_then_finetune_t2i_through_kedro(tmp_path):
     vqgan_params = merged("vqgan", {
         "pairs_dir": str(tmp_path / "pairs"), "codes_dir": str(tmp_path / "codes"),
         "checkpoint_dir": str(tmp_path / "vq_ckpt"), "model_dir": str(tmp_path / "vq_model"),
+        "curves_dir": str(tmp_path / "curves/vqgan"),
         "model": {"resolution": 16, "channels": 8, "channel_mult": [1, 2, 2], "n_res_blocks": 1,
                   "d_latent": 8, "codebook_size": 32, "codebook_dim": 4},
         "loss": {"perceptual_weights": None, "disc_start": 10, "disc_layers": 1, "disc_channels": 8},
@@ -79,6 +86,7 @@ def test_vqgan_then_finetune_t2i_through_kedro(tmp_path):
     })
     t2i_params = merged("finetune_t2i", {
         "out_dir": str(tmp_path / "t2i_model"), "checkpoint_dir": str(tmp_path / "t2i_ckpt"),
+        "curves_dir": str(tmp_path / "curves/t2i"),
         "data": {"max_prompt_tokens": 16, "held_out_fraction": 0.15},
         "training": {"steps": 20, "batch_size": 8, "warmup_steps": 2, "log_every": 10, "eval_every": 10,
                      "checkpoint_every": 10, "precision": "fp32"},
@@ -114,6 +122,10 @@ def test_vqgan_then_finetune_t2i_through_kedro(tmp_path):
     vq_metrics = catalog["vqgan_metrics"].load()
     assert vq_metrics["psnr_db"] > 5 and 0 < vq_metrics["corpus_codebook_usage"] <= 1
     assert (reports / "reconstructions.png").stat().st_size > 1000
+    # the VQGAN and text-to-image loops log their curves with dvclive (steps 10 and 20)
+    assert [row[0] for row in _tsv(tmp_path / "curves/vqgan/plots/metrics/train/reconstruction_l1.tsv")] == ["10", "20"]
+    assert [row[0] for row in _tsv(tmp_path / "curves/t2i/plots/metrics/val/loss.tsv")] == ["0", "10", "20"]
+    assert "train" in json.loads((tmp_path / "curves/t2i/metrics.json").read_text())
     assert vq_metrics["precision"]["requested"] == vq_metrics["precision"]["precision"] == "fp32"
 
     metrics = catalog["t2i_metrics"].load()

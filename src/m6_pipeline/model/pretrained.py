@@ -6,10 +6,13 @@ form), or an MoE model's expert-sharded form (`model.safetensors.index.json`, th
 one file per expert shard; model/sharded_weights.py), which loads at any expert-parallel size.
 
 An export may live at a URI (`s3://bucket/models/m6`; m6_pipeline.storage): it is written
-locally and uploaded, and loading downloads it into a temporary directory first."""
+locally and uploaded, and loading downloads it into a temporary directory first. The stages that
+read an export's files themselves (finetuning, prompting) take `local_model_dir`: a copy kept on
+this machine and downloaded again only when the export changes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -22,6 +25,8 @@ from m6_pipeline.model.sharded_weights import DENSE_FILE, EXPERT_FILES, INDEX, i
 from m6_pipeline.storage import Location, is_uri, location
 
 WEIGHTS, CONFIG, CARD = "model.safetensors", "m6_config.json", "model_card.json"
+# where local_model_dir keeps its copies of exports at a URI (one folder per URI)
+REMOTE_COPIES = Path("data/06_models/remote")
 
 
 def weights_path(directory: Path) -> Path:
@@ -64,6 +69,31 @@ def fetch_weights(directory: Location, into: Path) -> Path:
         if file.is_file():
             file.download_to(Path(into) / file.name)
     return weights_path(Path(into))
+
+
+def local_model_dir(model_dir: str | Path, copies: Path = REMOTE_COPIES) -> Path:
+    """An exported model's directory on this machine: a local path as it is; an export at a URI
+    (conf/cluster's model_dir) downloaded into `copies`/<digest of the URI>, its weights, config
+    and card. The copy is downloaded again only when the export's files changed (name, size,
+    last-modified), so that a finetuning run's input identity, and its resume, hold across
+    re-runs."""
+    if not is_uri(str(model_dir)):
+        return Path(model_dir)
+    source = location(str(model_dir))
+    if not has_weights(source):
+        raise FileNotFoundError(f"no trained M6 at {model_dir}; run `kedro run --env=cluster "
+                                "--pipeline=pretrain_base` (or pretrain_10b / pretrain_100b) first")
+    files = [f for f in (*_weight_entries(source), source / CONFIG, source / CARD) if f.is_file()]
+    listing = "\n".join([source.uri, *(f"{f.name}\t{f.size()}\t{f.mtime_ns()}" for f in files)])
+    target = Path(copies) / hashlib.sha256(source.uri.encode()).hexdigest()[:16]
+    stamp = target / ".source"
+    if stamp.is_file() and stamp.read_text() == listing:
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    for file in files:
+        file.download_to(target / file.name)
+    stamp.write_text(listing)
+    return target
 
 
 def export_pretrained(weights: Path, config: M6Config, card: dict, model_dir: str | Path) -> dict:

@@ -52,7 +52,7 @@ class WorkersConfig(_Frozen):
     threads_per_worker: int = Field(1, description="torch intra-op threads of each CPU worker")
     max_failures: int = Field(2, description="worker-group restarts before the run fails")
     storage_path: str = Field(
-        "data/06_models/ray_train", description="where Ray Train keeps checkpoints (shared on a cluster)"
+        "data/checkpoints/ray_train", description="where Ray Train keeps checkpoints (shared on a cluster)"
     )
 
 

@@ -34,6 +34,7 @@ from m6_pipeline.precision_choice import DEFAULT_CACHE, PrecisionChoice, choose_
 from m6_pipeline.pretraining.batches import StepBatches, validation_batches
 from m6_pipeline.pretraining.tasks import SpecialTokens
 from m6_pipeline.storage import location
+from m6_pipeline.tracking import Curves
 from m6_pipeline.training import experts as ep
 from m6_pipeline.training.checkpoints import COMPLETE, STATE_FILE, newest_usable
 from m6_pipeline.training.clipping import clip_before_step, clip_plan, norm_after_step
@@ -176,7 +177,9 @@ def train_loop_per_worker(job_dict: dict) -> None:
     else:
         state["validation"].append({"step": 0, **evaluate(model.unwrap(), val, dtype, device)})
 
-    live = _live(job, resume=checkpoint is not None) if rank == 0 else None
+    # rank 0's dvclive curves; rows are the 0-based step index, so a resume keeps those before it
+    curves = Curves(Path(job.report_dir) / "dvclive" if rank == 0 else None,
+                    state["step"] - 1 if checkpoint is not None else None)
     model.train()
     window_tokens, window_start = 0, time.perf_counter()
     for step in range(state["step"], job.steps):
@@ -208,17 +211,14 @@ def train_loop_per_worker(job_dict: dict) -> None:
             if rank == 0:
                 _progress(job, record, elapsed / job.log_every)
         state["history"].append(record)
-        if live is not None:
-            _log_live(live, record)
+        curves.log(step, _train_metrics(record))
         if (step + 1) % job.eval_every == 0 or step + 1 == job.steps:
             losses = evaluate(model.unwrap(), val, dtype, device)
             state["validation"].append({"step": step + 1, **losses})
             if meter is not None:
                 state.setdefault("expert_load", []).append({"step": step + 1, **meter.window_load()})
-            if live is not None:
-                for name, value in losses.items():
-                    live.log_metric(f"val/{name}/loss", value)
-                    live.log_metric(f"val/{name}/neg_log_perplexity", -value)
+            curves.log(step, {metric: value for name, loss in losses.items()
+                              for metric, value in ((f"val/{name}/loss", loss), (f"val/{name}/neg_log_perplexity", -loss))})
         state["step"] = step + 1
         if (step + 1) % job.checkpoint_every == 0 or step + 1 == job.steps:
             final = step + 1 == job.steps
@@ -228,8 +228,7 @@ def train_loop_per_worker(job_dict: dict) -> None:
                 booster, model, optimizer, scheduler, state, rank, step + 1, record, final, job,
                 groups, local_experts,
             )
-    if live is not None:
-        live.end()
+    curves.end()
 
 
 def _resolve_precision(job: PretrainJob, device: torch.device) -> PrecisionChoice:
@@ -379,17 +378,8 @@ def _inject_failure_once(job: PretrainJob) -> None:
         os._exit(1)
 
 
-def _live(job: PretrainJob, resume: bool):
-    from dvclive import Live
-
-    return Live(
-        dir=str(Path(job.report_dir) / "dvclive"), resume=resume, save_dvc_exp=False, dvcyaml=None
-    )
-
-
-def _log_live(live, record: dict) -> None:
-    live.step = record["step"]
-    live.log_metric(f"train/{record['task']}/loss", record["loss"])
-    live.log_metric("train/lr", record["lr"])
+def _train_metrics(record: dict) -> dict[str, float]:
+    metrics = {f"train/{record['task']}/loss": record["loss"], "train/lr": record["lr"]}
     if "tokens_per_s" in record:
-        live.log_metric("train/tokens_per_s", record["tokens_per_s"])
+        metrics["train/tokens_per_s"] = record["tokens_per_s"]
+    return metrics

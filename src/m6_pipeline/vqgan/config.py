@@ -97,7 +97,8 @@ class VQGANTraining(_Frozen):
 class VQGANJob(_Frozen):
     pairs_dir: Path = Field(Path("data/03_primary/pairs"), description="clean pairs Parquet")
     codes_dir: Path = Field(Path("data/04_feature/image_codes"), description="codes Parquet")
-    checkpoint_dir: Path = Field(Path("data/06_models/vqgan/checkpoint"))
+    checkpoint_dir: Path = Field(Path("data/checkpoints/vqgan"))
+    curves_dir: Path | None = Field(None, description="dvclive training curves (None: not logged)")
     model_dir: Path = Field(Path("data/06_models/vqgan/model"), description="the trained model")
     model: VQGANConfig = VQGANConfig()
     loss: LossConfig = LossConfig()

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from m6_pipeline.loop_precision import Probe, autocast, resolve_loop_precision
 from m6_pipeline.precision_choice import DEFAULT_CACHE, ProbeShape, probe_linear
+from m6_pipeline.tracking import Curves
 from m6_pipeline.training.local_state import load_state, save_state
 from m6_pipeline.vqgan.codebook import CodebookMeter
 from m6_pipeline.vqgan.config import VQGANJob
@@ -159,10 +160,12 @@ class VQGANTrainer:
                  "generator_gan": g_loss, "discriminator": d_loss, "adaptive_weight": weight}
         return {name: float(value.detach()) for name, value in parts.items()}
 
-    def fit(self, train: np.ndarray, checkpoint_dir: Path | None = None) -> list[dict]:
-        """Train to `training.steps`, resuming from `checkpoint_dir` when it holds a state."""
+    def fit(self, train: np.ndarray, checkpoint_dir: Path | None = None, curves_dir: Path | None = None) -> list[dict]:
+        """Train to `training.steps`, resuming from `checkpoint_dir` when it holds a state; each
+        logged row goes to dvclive in `curves_dir` too (m6_pipeline.tracking)."""
         if checkpoint_dir is not None:
             self.resume(checkpoint_dir)
+        curves = Curves(curves_dir, self.step if self.step else None)
         self.model.train()
         self.discriminator.train()
         meter = CodebookMeter(self.job.model.codebook_size)
@@ -180,11 +183,13 @@ class VQGANTrainer:
                 row = {"step": self.step, **{k: v / n for k, v in sums.items()}, **meter.summary()}
                 row["images_per_s"] = n * self.cfg.batch_size / (time.perf_counter() - started)
                 self.history.append(row)
+                curves.log(self.step, {f"train/{k}": v for k, v in row.items() if k != "step"})
                 bar.set_postfix(l1=f"{row['reconstruction_l1']:.3f}", usage=f"{row['codebook_usage']:.2f}")
                 sums, started, n = {}, time.perf_counter(), 0
             if checkpoint_dir is not None and self.step % self.cfg.checkpoint_every == 0:
                 self.save(checkpoint_dir)
         bar.close()
+        curves.end()
         self.model.eval()
         return self.history
 

@@ -64,8 +64,17 @@ class FinetuneJob(_Frozen):
     """What every task job has: where the models come from and go, training, decoding."""
 
     task: str
-    pretrained_dir: Path | None = Field(None, description="the pretrained M6 (set from its card)")
+    pretrained_dir: Path | str | None = Field(
+        None, description="the pretrained M6, a path or URI (None: the pretraining card's); a local copy once the stage starts"
+    )
     out_dir: Path = Field(description="finetuned models: out_dir/<variant>/")
+    curves_dir: Path | None = Field(
+        None, description="dvclive training curves: curves_dir/<variant>/ (None: not logged)"
+    )
+    checkpoints: Path | None = Field(
+        None, description="resumable training state: checkpoints/<variant>/ (conf/base keeps it out of "
+        "the exported models DVC versions, under data/checkpoints/); None: out_dir/checkpoints"
+    )
     training: FinetuneTraining = FinetuneTraining()
     decoding: Decoding = Decoding()
     variants: tuple[Variant, ...] = Field(
@@ -91,6 +100,9 @@ class FinetuneJob(_Frozen):
                              "optionally `baseline`, each once")
         return variants
 
+    def curves_of(self, variant: Variant) -> Path | None:
+        return self.curves_dir / variant if self.curves_dir is not None else None
+
     def not_run(self, variant: Variant) -> dict | None:
         """None where `variant` is finetuned; else the record its card and training say instead."""
         if variant in self.variants:
@@ -101,7 +113,7 @@ class FinetuneJob(_Frozen):
         return self.out_dir / variant
 
     def checkpoint_dir(self, variant: Variant) -> Path:
-        return self.out_dir / "checkpoints" / variant
+        return (self.checkpoints or self.out_dir / "checkpoints") / variant
 
     def sequence_length(self, n_patches: int) -> int:
         """Positions of the longest example: patches, prompt, [SEP], [BOS], target, [EOS]."""

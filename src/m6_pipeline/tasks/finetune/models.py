@@ -10,8 +10,14 @@ import torch
 
 from m6_pipeline.model.config import M6Config
 from m6_pipeline.model.m6 import M6Model
-from m6_pipeline.model.pretrained import CARD, CONFIG, export_pretrained, load_pretrained
+from m6_pipeline.model.pretrained import CARD, CONFIG, export_pretrained, load_pretrained, local_model_dir
 from m6_pipeline.tasks.finetune.config import Variant
+
+
+def pretrained_model_dir(configured: str | Path | None, pretrain_model_card: dict) -> Path:
+    """The pretrained M6 a stage starts from, on this machine: the `pretrained_dir` its parameters
+    name, else the pretraining stage's card's; an export at a URI is copied here (local_model_dir)."""
+    return local_model_dir(configured if configured is not None else pretrain_model_card["model_dir"])
 
 
 def initial_model(pretrained_dir: Path, variant: Variant, dropout: float, seed: int) -> tuple[M6Model, dict]:

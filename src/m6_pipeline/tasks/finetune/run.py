@@ -68,7 +68,8 @@ def finetune_variant(
         started = time.perf_counter()
         trainer = Finetuner(model, cfg, cfg.lr_of(variant), identity, f"{job.task}/{variant}")
         record = trainer.fit(
-            batch_of_step, lambda: mean_loss(model, val_batches, cfg.precision), job.checkpoint_dir(variant)
+            batch_of_step, lambda: mean_loss(model, val_batches, cfg.precision), job.checkpoint_dir(variant),
+            job.curves_of(variant),
         )
     card = export_finetuned(model, job.model_dir(variant), {
         "task": job.task, "variant": variant,

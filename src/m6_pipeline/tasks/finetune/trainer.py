@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from m6_pipeline.loop_precision import autocast
 from m6_pipeline.model.m6 import IGNORE_INDEX, M6Model
 from m6_pipeline.tasks.finetune.config import FinetuneTraining
+from m6_pipeline.tracking import Curves
 from m6_pipeline.training.config import OptimizerConfig
 from m6_pipeline.training.local_state import load_state, save_state
 from m6_pipeline.training.loop import lr_lambda
@@ -83,15 +84,18 @@ class Finetuner:
 
     def fit(
         self, batch_of_step: Callable[[int], Batch], validate: Callable[[], float],
-        checkpoint_dir: Path | None = None,
+        checkpoint_dir: Path | None = None, curves_dir: Path | None = None,
     ) -> dict:
         """Train to `training.steps`; `validate()` gives the held-out loss at step 0, every
-        eval_every steps and at the end. Returns the loss history and validation curve."""
+        eval_every steps and at the end. Returns the loss history and validation curve; the
+        same go to dvclive in `curves_dir` (m6_pipeline.tracking)."""
         checkpoint = checkpoint_dir / CHECKPOINT if checkpoint_dir is not None else None
         if checkpoint is not None:
             self.resume(checkpoint)
+        curves = Curves(curves_dir, self.step if self.step else None)
         if not self.validation:
             self.validation.append({"step": 0, "val_loss": validate()})
+            curves.log(0, {"val/loss": self.validation[-1]["val_loss"]})
         self.model.train()
         started, window, n = time.perf_counter(), 0.0, 0
         bar = tqdm(total=self.cfg.steps, initial=self.step, desc=self.name, mininterval=5)
@@ -114,13 +118,16 @@ class Finetuner:
                     "step": self.step, "loss": window / n, "lr": self.scheduler.get_last_lr()[0],
                     "examples_per_s": n * self.cfg.batch_size / seconds,
                 })
+                curves.log(self.step, {f"train/{k}": v for k, v in self.history[-1].items() if k != "step"})
                 bar.set_postfix(loss=f"{window / n:.3f}")
                 started, window, n = time.perf_counter(), 0.0, 0
             if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps:
                 self.validation.append({"step": self.step, "val_loss": validate()})
+                curves.log(self.step, {"val/loss": self.validation[-1]["val_loss"]})
                 log.info("%s step %d: validation loss %.3f", self.name, self.step, self.validation[-1]["val_loss"])
             if checkpoint is not None and (self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps):
                 self.save(checkpoint)
         bar.close()
+        curves.end()
         self.model.eval()
         return {"history": self.history, "validation": self.validation}

@@ -19,7 +19,9 @@ class PromptSampling(_Frozen):
 
 
 class PromptingJob(_Frozen):
-    pretrained_dir: Path | None = Field(None, description="the pretrained M6 (set from its card)")
+    pretrained_dir: Path | str | None = Field(
+        None, description="the pretrained M6, a path or URI (None: the pretraining card's); a local copy once the stage starts"
+    )
     prompts_path: Path
     sampling: PromptSampling = PromptSampling()
     max_prompt_tokens: int = Field(32, ge=1)

@@ -85,9 +85,12 @@ class T2IEvaluation(_Frozen):
 
 
 class T2IJob(_Frozen):
-    pretrained_dir: Path | None = Field(None, description="the pretrained M6 (set from its card)")
+    pretrained_dir: Path | str | None = Field(
+        None, description="the pretrained M6, a path or URI (None: the pretraining card's); a local copy once the stage starts"
+    )
     out_dir: Path = Field(Path("data/06_models/finetune_t2i/model"))
-    checkpoint_dir: Path = Field(Path("data/06_models/finetune_t2i/checkpoint"))
+    checkpoint_dir: Path = Field(Path("data/checkpoints/finetune_t2i"))
+    curves_dir: Path | None = Field(None, description="dvclive training curves (None: not logged)")
     data: T2IData = T2IData()
     training: T2ITraining = T2ITraining()
     sampling: T2ISampling = T2ISampling()

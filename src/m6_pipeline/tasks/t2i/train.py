@@ -39,7 +39,8 @@ class T2ITrainer(Finetuner):
         super().__init__(model, job.training, job.training.lr, identity, "finetune_t2i")
         self.job, self.special = job, special
 
-    def fit(self, train: list[T2IRecord], val: list[T2IRecord], checkpoint_dir: Path | None = None) -> dict:
+    def fit(self, train: list[T2IRecord], val: list[T2IRecord], checkpoint_dir: Path | None = None,
+            curves_dir: Path | None = None) -> dict:
         """The history (`loss`: mean code loss per logging window) and the held-out code loss
         (`val_loss`), with the loss of a uniform guess over the codes for scale."""
         data, offset = self.job.data, self.model.config.code_offset
@@ -51,5 +52,5 @@ class T2ITrainer(Finetuner):
         def validate() -> float:
             return code_loss(self.model, val, self.special, self.cfg.precision, data.target_start)
 
-        record = super().fit(batch_of_step, validate, checkpoint_dir)
+        record = super().fit(batch_of_step, validate, checkpoint_dir, curves_dir)
         return {**record, "uniform_code_loss": math.log(self.model.config.n_image_codes)}
