@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from m6_pipeline.evaluation.batches import build_batch, image_key
+from m6_pipeline.evaluation.batches import image_key
 
 HOSTILE = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">**bold**'
 

@@ -3,6 +3,7 @@ and access refused without a token or the admin role."""
 
 from __future__ import annotations
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import APP
@@ -75,13 +76,53 @@ def test_admin_reads_results_and_annotators_cannot(app_env):
     store, key = app_env["store"], app_env["key"]
     at = signed_in(app_env["tokens"]["li"])
     score_current_item(at)
-    at.switch_page("pages/results.py").run()
-    assert "for admins" in at.error[0].value and not [t for t in at.title if t.value == "Results"]
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("views/results.py")  # an annotator's navigation has no Results page
+    direct = AppTest.from_file(str(APP / "views" / "results.py"), default_timeout=60)
+    direct.session_state["annotator"] = at.session_state["annotator"]
+    direct.run()  # and the page itself refuses them, if reached some other way
+    assert "for admins" in direct.error[0].value and not [t for t in direct.title if t.value == "Results"]
     admin = signed_in(app_env["admin"])
-    admin.switch_page("pages/results.py").run()
+    admin.switch_page("views/results.py").run()
     assert not admin.exception and admin.title[0].value == "Results"
     assert admin.metric[0].value == "1"
     task = key[store.owner_answers()[0]["item_id"]]["task"]
     assert task in [s.value for s in admin.subheader]
     table = admin.dataframe[0].value
     assert set(table.columns) >= {"model", "criterion", "mean", "95% low", "95% high", "n"}
+
+
+def test_revoking_a_token_ends_the_open_session_at_its_next_action(app_env):
+    store, token = app_env["store"], app_env["tokens"]["li"]
+    at = signed_in(token)
+    assert at.title[0].value == "Annotate"
+    store.deactivate("li")
+    values = [b for b in at.button if (b.key or "").startswith("score-")]
+    values[-1].click().run()  # the next action: the page checks the session against the store
+    assert store.owner_answers() == []
+    assert [s.value for s in at.subheader] == ["Sign in"] and not at.title
+    assert any("revoked" in e.value for e in at.error)
+    admin = signed_in(app_env["admin"])
+    admin.switch_page("views/results.py").run()
+    assert admin.title[0].value == "Results"
+    store.rotate_token("boss")
+    admin.run()
+    assert [s.value for s in admin.subheader] == ["Sign in"] and not [t for t in admin.title if t.value == "Results"]
+
+
+def test_the_demos_need_a_sign_in_unless_made_public(app_env):
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    at.switch_page("views/demos.py").run()
+    assert not at.exception and [s.value for s in at.subheader] == ["Sign in"]
+    assert not [t for t in at.title if t.value == "Demos"]
+    signed = signed_in(app_env["tokens"]["wang"])
+    signed.switch_page("views/demos.py").run()
+    assert not signed.exception and signed.title[0].value == "Demos"
+
+
+def test_a_damaged_store_shows_a_message_not_a_traceback(app_env):
+    at = signed_in(app_env["tokens"]["li"])
+    app_env["store"].path.write_bytes(b"\x00 not a database any more \x00" * 4096)
+    at.run()
+    assert not at.exception
+    assert any("annotation store is unavailable" in e.value for e in at.error)

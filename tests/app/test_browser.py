@@ -1,6 +1,7 @@
 """The real app in a real browser: `streamlit run` serves it, headless Debian Chromium (driven by
-Playwright) signs in, scores an item with the keyboard alone and saves a screenshot. The item's
-model output carries markup, which must show as text and never run."""
+Playwright) signs in, scores an item with the keyboard alone and saves a screenshot; the admin
+then revokes the annotator and the open tab's next key press ends the session. The item's model
+output carries markup, which must show as text and never run."""
 
 from __future__ import annotations
 
@@ -92,6 +93,12 @@ def test_sign_in_and_score_with_the_keyboard(served_app, tmp_path):
         expect(page.get_by_text("1 of 2 answered")).to_be_visible(timeout=15_000)
         screenshot = tmp_path / "annotate.png"
         page.screenshot(path=str(screenshot), full_page=True)
+        # the admin revokes li while the tab is open: li's next key press ends the session
+        store.deactivate("li")
+        page.locator("h1").click()
+        page.keyboard.press("3")
+        expect(page.get_by_text("your access was revoked", exact=False)).to_be_visible(timeout=15_000)
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
         browser.close()
     answers = store.owner_answers()
     assert [(a["annotator"], a["scores"]) for a in answers] == [("li", {"grammar": 4, "correctness": 2, "richness": 5})]

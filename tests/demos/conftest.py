@@ -116,7 +116,9 @@ def tiny_world(tmp_path_factory) -> TinyWorld:
     root = tmp_path_factory.mktemp("tiny_world")
     torch.manual_seed(0)
     tokenizer = train_wordpiece(_passages(), TokenizerConfig(vocab_size=150, min_frequency=1))[0]
-    demos = DemoConfig().resolved(root)  # the default layout under `root`
+    # the default layout under `root`; public, so that the page tests need no sign-in (tests/app
+    # check the default: demos behind sign-in)
+    demos = DemoConfig(public=True).resolved(root)
     demos.tokenizer.parent.mkdir(parents=True)
     tokenizer.save(str(demos.tokenizer))
     features = FEATURES.model_copy(update={"pairs_dir": root / "data/03_primary/pairs"})

@@ -1,4 +1,4 @@
-"""The Demos page (app/pages/demos.py) under Streamlit's AppTest: with nothing trained it says
+"""The Demos page (app/views/demos.py) under Streamlit's AppTest: with nothing trained it says
 which pipeline to run instead of failing; with the tiny models a caption click shows the
 model's caption as plain text; a hostile upload is refused with its reason."""
 
@@ -18,11 +18,12 @@ from m6_pipeline.demos.image_text import caption
 from m6_pipeline.demos.models import load_image_text_model
 from tests.demos.conftest import bomb_png, write_conf
 
-PAGE = Path(__file__).resolve().parents[2] / "app" / "pages" / "demos.py"
+PAGE = Path(__file__).resolve().parents[2] / "app" / "views" / "demos.py"
 
 
 def _page(monkeypatch, conf_dir: Path) -> AppTest:
     monkeypatch.setattr(sys, "argv", ["app", "--conf-source", str(conf_dir), "--env", "local"])
+    monkeypatch.syspath_prepend(str(PAGE.parents[1]))  # the pages import app/common.py, as under streamlit run
     at = AppTest.from_file(str(PAGE), default_timeout=60)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -32,7 +33,7 @@ def _page(monkeypatch, conf_dir: Path) -> AppTest:
 def test_with_nothing_trained_each_demo_names_its_pipeline(monkeypatch, tmp_path, tiny_world):
     empty = tmp_path / "empty"
     features = tiny_world.features.model_copy(update={"pairs_dir": empty / "pairs"})
-    at = _page(monkeypatch, write_conf(tmp_path / "conf", DemoConfig().resolved(empty), features))
+    at = _page(monkeypatch, write_conf(tmp_path / "conf", DemoConfig(public=True).resolved(empty), features))
     warnings = [w.value for w in at.warning]
     for pipeline in ("finetune_t2i", "finetune_caption", "finetune_vqa", "pretrain_base"):
         assert any(f"`kedro run --pipeline={pipeline}`" in w for w in warnings), (pipeline, warnings)

@@ -38,15 +38,29 @@ def export_jsonl(store: AnnotationStore, admin: Annotator) -> str:
                    for a in store.answers(admin) if a["status"] == "scored")
 
 
+# a cell starting with one of these runs as a formula when the file is opened in a spreadsheet
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """Text a spreadsheet shows as text: a leading formula character is escaped with a quote
+    (OWASP's CSV injection advice); numbers and other values as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def export_csv(store: AnnotationStore, admin: Annotator) -> str:
-    """Every live answer, one row each, with task, model and one column per criterion."""
+    """Every live answer, one row each, with task, model and one column per criterion; every
+    text cell safe to open in a spreadsheet (safe_cell)."""
     criteria = sorted({c for kind in CRITERIA.values() for c in kind})
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["item_id", "task", "model", "annotator", "status", *criteria, "comment", "seconds", "created_at"])
     for a in store.answers(admin):
-        writer.writerow([a["item_id"], a["key"]["task"], a["key"]["model"], a["annotator"], a["status"],
-                         *(a["scores"].get(c, "") for c in criteria), a["comment"] or "", a["seconds"], a["created_at"]])
+        writer.writerow([safe_cell(v) for v in (
+            a["item_id"], a["key"]["task"], a["key"]["model"], a["annotator"], a["status"],
+            *(a["scores"].get(c, "") for c in criteria), a["comment"] or "", a["seconds"], a["created_at"])])
     return out.getvalue()
 
 

@@ -3,15 +3,19 @@ IMMEDIATE (the writer lock is taken up front, so two annotators submitting at on
 busy timeout instead of failing or losing a row); reads see a consistent snapshot.
 
 Who may do what is decided here, not in the pages: an `Annotator` comes only from `sign_in`
-with a valid token; annotators read their own queue and the images of their own items, never
-others' answers or which model wrote an item (the key is a separate table only admin reads touch).
-Commands that create annotators or load batches are the owner's (the admin CLI)."""
+with a valid token, and every call checks it again against the store (still active, the same
+token version), so revoking or rotating a token ends a session that is already open at its next
+action. Annotators read their own queue and the images of their own items, never others' answers
+or which model wrote an item (the key is a separate table only admin reads touch). Commands that
+create annotators or load batches are the owner's (the admin CLI)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
+import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +31,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS annotators (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,
     role TEXT NOT NULL CHECK (role IN ('annotator', 'admin')),
-    salt BLOB NOT NULL, token_hash BLOB NOT NULL, active INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL);
+    salt BLOB NOT NULL, token_hash BLOB NOT NULL, active INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL,
+    token_version INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS batches (
     id TEXT PRIMARY KEY, seed INTEGER NOT NULL, n_items INTEGER NOT NULL, loaded_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
@@ -46,12 +51,54 @@ CREATE TABLE IF NOT EXISTS annotations (
     scores TEXT NOT NULL, comment TEXT, seconds REAL, created_at TEXT NOT NULL, undone_at TEXT,
     FOREIGN KEY (annotator_id, item_id) REFERENCES assignments (annotator_id, item_id));
 CREATE UNIQUE INDEX IF NOT EXISTS one_live_answer ON annotations (annotator_id, item_id) WHERE undone_at IS NULL;
+CREATE TABLE IF NOT EXISTS sign_in_failures (key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS sign_in_failures_by_key ON sign_in_failures (key, at);
 """
 STATUSES = ("scored", "skipped", "flagged")
+MAX_SECONDS = 24 * 3600.0  # time on one item: a day at most (a tab left open overnight)
+MAX_COMMENT_CHARS = 2000
+REVOKED = "your access was revoked or your token was replaced: sign in again with your current token"
+# failed sign-ins allowed per annotator id and per browser session within the window
+MAX_FAILED_SIGN_INS, SIGN_IN_WINDOW_S = 5, 300.0
+# sign-in hashes a secret for an unknown id too, so that its time does not say whether an id exists
+_UNKNOWN_SALT = os.urandom(16)
+_UNKNOWN_HASH = hash_secret(new_secret(), _UNKNOWN_SALT)
 
 
 class AlreadyAnswered(ValueError):
     """The annotator already has a live answer for this item (a double submit, a second tab)."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be used as it is (locked, damaged, read-only, unreachable). `str()` is
+    for whoever is in front of the app; `detail` (with the path and SQLite's error) for the admin
+    and the log."""
+
+    def __init__(self, message: str, detail: str):
+        super().__init__(message)
+        self.detail = detail
+
+
+def _unavailable(path: Path, error: sqlite3.Error) -> StoreUnavailable:
+    text = str(error).lower()
+    if "locked" in text or "busy" in text:
+        what = "is locked by another program (a long export, a backup, a sqlite3 shell): close it, then retry"
+    elif "readonly" in text or "read-only" in text:
+        what = "is read-only for the app: give the app's user write access to the file and its folder"
+    elif "unable to open" in text:
+        what = "cannot be opened: check that its folder exists and the app's user may write there"
+    else:  # not a database, malformed image, disk I/O
+        what = ("is damaged: restore the latest backup (python -m m6_pipeline.annotation.admin restore "
+                "BACKUP) or move the file away to start an empty store")
+    return StoreUnavailable(
+        "The annotation store is unavailable; answers given so far are saved. Tell your admin.",
+        f"annotation store {path} {what} (SQLite: {error})",
+    )
+
+
+def _store_error(error: BaseException) -> bool:
+    """SQLite errors that mean the store itself is unusable (not a constraint a caller broke)."""
+    return type(error) in (sqlite3.OperationalError, sqlite3.DatabaseError)
 
 
 @dataclass(frozen=True)
@@ -59,6 +106,7 @@ class Annotator:
     id: str
     name: str
     role: str
+    version: int = 0  # the token version signed in with: a rotation or revocation raises it
 
     @property
     def is_admin(self) -> bool:
@@ -104,17 +152,38 @@ def check_scores(kind: str, status: str, scores: dict, comment: str | None) -> N
             raise ValueError(f"{name}={value!r}: expected a whole number in {allowed}")
 
 
+# whoever can open the store's file holds every right to it: the admin command, the evaluate pipeline
+OWNER = Annotator("owner", "owner", "admin", version=-1)
+
+
+def check_answer_bounds(seconds: float, comment: str | None) -> None:
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds) \
+            or not 0 <= seconds <= MAX_SECONDS:
+        raise ValueError(f"seconds on the item must be a number from 0 to {MAX_SECONDS:.0f}; got {seconds!r}")
+    if comment is not None and len(comment) > MAX_COMMENT_CHARS:
+        raise ValueError(f"a comment holds at most {MAX_COMMENT_CHARS} characters; this one has {len(comment)}")
+
+
 class AnnotationStore:
     def __init__(self, path: str | Path, busy_timeout_s: float = 30.0):
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._connect()
         try:
-            db.executescript(SCHEMA)  # IF NOT EXISTS throughout: opening an existing store changes nothing
-        finally:
-            db.close()
-        os.chmod(self.path, 0o600)  # scores and token hashes: the owner's eyes only
+            db = self._connect()
+            try:
+                db.executescript(SCHEMA)  # IF NOT EXISTS throughout: opening an existing store changes nothing
+                columns = {row[1] for row in db.execute("PRAGMA table_info(annotators)")}
+                if "token_version" not in columns:  # a store made before token versions
+                    db.execute("ALTER TABLE annotators ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0")
+            finally:
+                db.close()
+        except sqlite3.Error as error:
+            if _store_error(error):
+                raise _unavailable(self.path, error) from error
+            raise
+        if os.access(self.path, os.W_OK):
+            os.chmod(self.path, 0o600)  # scores and token hashes: the owner's eyes only
 
     # -- connections ---------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -126,28 +195,39 @@ class AnnotationStore:
 
     @contextmanager
     def _write(self):
-        db = self._connect()
         try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            if db.in_transaction:
-                db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            db = self._connect()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                yield db
+                if db.in_transaction:
+                    db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            finally:
+                db.close()
+        except sqlite3.Error as error:
+            if _store_error(error):
+                raise _unavailable(self.path, error) from error
             raise
-        finally:
-            db.close()
 
     @contextmanager
     def _read(self):
-        db = self._connect()
         try:
-            db.execute("BEGIN")  # one snapshot for every query of the block
-            yield db
-        finally:
-            db.execute("ROLLBACK")
-            db.close()
+            db = self._connect()
+            try:
+                db.execute("BEGIN")  # one snapshot for every query of the block
+                yield db
+            finally:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                db.close()
+        except sqlite3.Error as error:
+            if _store_error(error):
+                raise _unavailable(self.path, error) from error
+            raise
 
     # -- the owner's commands (admin CLI) ------------------------------------------------------
     def create_annotator(self, name: str, role: str = "annotator") -> str:
@@ -165,20 +245,53 @@ class AnnotationStore:
         return token_of(annotator_id, secret)
 
     def rotate_token(self, name: str) -> str:
-        """A new token for `name`; the old one stops working."""
+        """A new token for `name`; the old one stops working, open sessions included. A
+        deactivated annotator stays deactivated (`reactivate` is its own command)."""
         secret, salt = new_secret(), os.urandom(16)
         with self._write() as db:
             row = db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise KeyError(f"no annotator named {name!r}")
-            db.execute("UPDATE annotators SET salt = ?, token_hash = ?, active = 1 WHERE id = ?",
+            db.execute("UPDATE annotators SET salt = ?, token_hash = ?, token_version = token_version + 1 WHERE id = ?",
                        (salt, hash_secret(secret, salt), row[0]))
         return token_of(row[0], secret)
 
+    def is_active(self, name: str) -> bool:
+        with self._read() as db:
+            row = db.execute("SELECT active FROM annotators WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise KeyError(f"no annotator named {name!r}")
+        return bool(row[0])
+
     def deactivate(self, name: str) -> None:
+        """`name`'s token stops working, in open sessions too; their answers stay."""
+        self._set_active(name, False)
+
+    def reactivate(self, name: str) -> None:
+        """`name` may sign in again with their current token (sessions from before do not come back)."""
+        self._set_active(name, True)
+
+    def _set_active(self, name: str, active: bool) -> None:
         with self._write() as db:
-            if db.execute("UPDATE annotators SET active = 0 WHERE name = ?", (name,)).rowcount == 0:
+            if db.execute("UPDATE annotators SET active = ?, token_version = token_version + 1 WHERE name = ?",
+                          (int(active), name)).rowcount == 0:
                 raise KeyError(f"no annotator named {name!r}")
+
+    @staticmethod
+    def _check_caller(db: sqlite3.Connection, who: Annotator) -> Annotator:
+        """`who` as the store has them now; AccessDenied when deactivated or their token was
+        rotated since they signed in. The owner (the file's holder) passes."""
+        if who == OWNER:
+            return who
+        row = db.execute("SELECT name, role, active, token_version FROM annotators WHERE id = ?", (who.id,)).fetchone()
+        if row is None or not row[2] or row[3] != who.version:
+            raise AccessDenied(REVOKED)
+        return Annotator(who.id, row[0], row[1], row[3])
+
+    def verify(self, who: Annotator) -> Annotator:
+        """The signed-in annotator re-checked (the app does it on every page run)."""
+        with self._read() as db:
+            return self._check_caller(db, who)
 
     def load_batch(self, items: list[dict], key: dict, images: dict[str, bytes], seed: int) -> str:
         """Store a batch (items, their key, their images); loading it again changes nothing."""
@@ -204,7 +317,8 @@ class AnnotationStore:
         """Give every item of the batch `per_item` distinct annotators, least-loaded first, and
         append the new items to each annotator's queue in an order shuffled with a seed of their
         own (recorded in queue_orders). Existing assignments stay; running it again after new
-        annotators join tops items up. Returns {annotator name: items in their queue}."""
+        annotators join, or after some are deactivated, tops items up. Returns {annotator name:
+        items in their queue}."""
         with self._write() as db:
             people = db.execute("SELECT id, name FROM annotators WHERE role = 'annotator' AND active = 1 ORDER BY id").fetchall()
             if len(people) < per_item:
@@ -214,11 +328,18 @@ class AnnotationStore:
                 raise KeyError(f"no batch {batch_id!r} in the store: load it first")
             holders: dict[str, set] = {i: set() for i in items}
             load = {a: 0 for a, _ in people}
-            for annotator_id, item_id in db.execute(
-                    "SELECT a.annotator_id, a.item_id FROM assignments a JOIN items i ON i.id = a.item_id WHERE i.batch_id = ?",
-                    (batch_id,)):
-                holders[item_id].add(annotator_id)
-                load[annotator_id] = load.get(annotator_id, 0) + 1
+            # a holder counts while active, or once they answered (a deactivated annotator's
+            # answers stand); items held only by people since deactivated are topped up
+            for annotator_id, item_id, active, answered in db.execute(
+                    """SELECT a.annotator_id, a.item_id, p.active, EXISTS (
+                           SELECT 1 FROM annotations n WHERE n.annotator_id = a.annotator_id
+                           AND n.item_id = a.item_id AND n.undone_at IS NULL)
+                       FROM assignments a JOIN items i ON i.id = a.item_id JOIN annotators p ON p.id = a.annotator_id
+                       WHERE i.batch_id = ?""", (batch_id,)):
+                if active or answered:
+                    holders[item_id].add(annotator_id)
+                if active:
+                    load[annotator_id] = load.get(annotator_id, 0) + 1
             rng = np.random.default_rng(seed)
             tiebreak = dict(zip(load, rng.random(len(load))))
             new: dict[str, list[str]] = {a: [] for a, _ in people}
@@ -240,19 +361,95 @@ class AnnotationStore:
                                [(annotator_id, item_id, start + k + 1) for k, item_id in enumerate(shuffled)])
             return {name: load[a] for a, name in people}
 
+    def backup(self, target: str | Path) -> Path:
+        """A consistent copy of the store while the app runs (SQLite's online backup), 0600."""
+        target = Path(target)
+        if target.resolve() == self.path.resolve():
+            raise ValueError("back up to another file than the store itself")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        target.touch(mode=0o600)
+        source, copy = self._connect(), sqlite3.connect(target)
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+        os.chmod(target, 0o600)
+        return target
+
+    def restore(self, backup: str | Path) -> None:
+        """Replace the store's content with a backup's, after checking it is a whole store."""
+        backup = Path(backup)
+        if not backup.is_file():
+            raise FileNotFoundError(f"no backup at {backup}")
+        source = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+        try:
+            try:
+                check = source.execute("PRAGMA integrity_check").fetchone()[0]
+                tables = {r[0] for r in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.DatabaseError as error:
+                raise ValueError(f"{backup} is not an annotation store ({error})") from error
+            if check != "ok" or not {"annotators", "items", "assignments", "annotations"} <= tables:
+                raise ValueError(f"{backup} is not a whole annotation store (integrity: {check}; tables: {sorted(tables)})")
+            target = self._connect()
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+        finally:
+            source.close()
+        AnnotationStore(self.path)  # a backup from before token versions gains the column
+
     # -- annotators ----------------------------------------------------------------------------
-    def sign_in(self, token: str) -> Annotator:
-        annotator_id, secret = parse_token(token)
+    def sign_in(self, token: str, session: str | None = None) -> Annotator:
+        """The annotator of a valid token. Failures are counted per annotator id and per browser
+        `session`: after MAX_FAILED_SIGN_INS within SIGN_IN_WINDOW_S, sign-in is refused until
+        the window has passed."""
+        try:
+            annotator_id, secret = parse_token(token)
+        except AccessDenied:
+            self._count_failure([f"session:{session}"] if session else [])
+            raise
+        keys = [f"id:{annotator_id}", *([f"session:{session}"] if session else [])]
+        self._refuse_if_throttled(keys)
+        try:
+            return self._check_token(annotator_id, secret)
+        except AccessDenied:
+            self._count_failure(keys)
+            raise
+
+    def _refuse_if_throttled(self, keys: list[str]) -> None:
+        since = time.time() - SIGN_IN_WINDOW_S
         with self._read() as db:
-            row = db.execute("SELECT name, role, salt, token_hash, active FROM annotators WHERE id = ?",
+            failures = max(db.execute("SELECT COUNT(*) FROM sign_in_failures WHERE key = ? AND at > ?",
+                                      (key, since)).fetchone()[0] for key in keys)
+        if failures >= MAX_FAILED_SIGN_INS:
+            raise AccessDenied(f"too many failed sign-ins: wait {SIGN_IN_WINDOW_S / 60:.0f} minutes, "
+                               "or ask your admin for your token")
+
+    def _count_failure(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        now = time.time()
+        with self._write() as db:
+            db.execute("DELETE FROM sign_in_failures WHERE at < ?", (now - SIGN_IN_WINDOW_S,))
+            db.executemany("INSERT INTO sign_in_failures (key, at) VALUES (?, ?)", [(key, now) for key in keys])
+
+    def _check_token(self, annotator_id: str, secret: str) -> Annotator:
+        with self._read() as db:
+            row = db.execute("SELECT name, role, salt, token_hash, active, token_version FROM annotators WHERE id = ?",
                              (annotator_id,)).fetchone()
-        if row is None or not row[4] or not matches(secret, row[2], row[3]):
+        # the hash is computed for an unknown id too: the answer takes as long either way
+        salt, stored = (row[2], row[3]) if row is not None else (_UNKNOWN_SALT, _UNKNOWN_HASH)
+        if not matches(secret, salt, stored) or row is None or not row[4]:
             raise AccessDenied("unknown or revoked token: ask the admin for yours")
-        return Annotator(annotator_id, row[0], row[1])
+        return Annotator(annotator_id, row[0], row[1], row[5])
 
     def next_item(self, annotator: Annotator) -> QueueItem | None:
         """The first item of the annotator's queue without a live answer (resume = this)."""
         with self._read() as db:
+            self._check_caller(db, annotator)
             row = db.execute(
                 """SELECT i.payload, a.position FROM assignments a JOIN items i ON i.id = a.item_id
                    WHERE a.annotator_id = ? AND NOT EXISTS (
@@ -268,6 +465,7 @@ class AnnotationStore:
     def progress(self, annotator: Annotator) -> tuple[int, int]:
         """(answered, assigned) for this annotator."""
         with self._read() as db:
+            self._check_caller(db, annotator)
             total = db.execute("SELECT COUNT(*) FROM assignments WHERE annotator_id = ?", (annotator.id,)).fetchone()[0]
             done = db.execute("SELECT COUNT(*) FROM annotations WHERE annotator_id = ? AND undone_at IS NULL",
                               (annotator.id,)).fetchone()[0]
@@ -276,6 +474,7 @@ class AnnotationStore:
     def image(self, annotator: Annotator, key: str) -> bytes:
         """An image of one of the annotator's own items (admins: any)."""
         with self._read() as db:
+            annotator = self._check_caller(db, annotator)
             if not annotator.is_admin and not db.execute(
                     """SELECT 1 FROM assignments a JOIN items i ON i.id = a.item_id WHERE a.annotator_id = ?
                        AND (json_extract(i.payload, '$.image_key') = ? OR
@@ -290,7 +489,9 @@ class AnnotationStore:
     def submit(self, annotator: Annotator, item_id: str, scores: dict, seconds: float,
                status: str = "scored", comment: str | None = None) -> int:
         """Record one answer (scored, skipped or flagged) with the seconds spent on the item."""
+        check_answer_bounds(seconds, comment)
         with self._write() as db:
+            self._check_caller(db, annotator)
             row = db.execute("SELECT i.kind FROM assignments a JOIN items i ON i.id = a.item_id "
                              "WHERE a.annotator_id = ? AND a.item_id = ?", (annotator.id, item_id)).fetchone()
             if row is None:
@@ -310,6 +511,7 @@ class AnnotationStore:
         """Withdraw the annotator's latest live answer (kept, marked undone); its item comes
         back to the front of the queue. None when there is nothing to undo."""
         with self._write() as db:
+            self._check_caller(db, annotator)
             row = db.execute("SELECT id, item_id FROM annotations WHERE annotator_id = ? AND undone_at IS NULL "
                              "ORDER BY id DESC LIMIT 1", (annotator.id,)).fetchone()
             if row is None:
@@ -320,6 +522,8 @@ class AnnotationStore:
     # -- admin reads -----------------------------------------------------------------------------
     def answers(self, admin: Annotator, include_undone: bool = False) -> list[dict]:
         """Every answer with its annotator's name and the item's key (task, model): admins only."""
+        with self._read() as db:
+            admin = self._check_caller(db, admin)
         if not admin.is_admin:
             raise AccessDenied("results are for admins")
         return self.owner_answers(include_undone)
@@ -340,9 +544,10 @@ class AnnotationStore:
                 for r in rows]
 
     def annotator_table(self, admin: Annotator) -> list[dict]:
-        if not admin.is_admin:
-            raise AccessDenied("the annotator list is for admins")
         with self._read() as db:
+            admin = self._check_caller(db, admin)
+            if not admin.is_admin:
+                raise AccessDenied("the annotator list is for admins")
             rows = db.execute(
                 """SELECT p.name, p.role, p.active,
                           (SELECT COUNT(*) FROM assignments a WHERE a.annotator_id = p.id),

@@ -40,6 +40,10 @@ class DemoConfig(BaseModel):
     t2i_sampling: T2ISampling = Field(
         T2ISampling(top_k=64), description="samples_per_prompt: the user's image count; no rerank"
     )
+    public: bool = Field(
+        False, description="the demos without sign-in: anyone who reaches the server may run the models "
+        "(CPU time annotators share) and browse catalogue images; default: signed-in users only"
+    )
     precision: LoopPrecision = Field(
         "fp32", description="of the demos' generation; auto: measured on this machine when a model "
         "is loaded (m6_pipeline.tasks.precision.resolve_generation_precision)"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import common
 from m6_pipeline.app_settings import settings_from_argv
 from m6_pipeline.demos.catalogue import catalogue_images
 from m6_pipeline.demos.config import DemoConfig
@@ -209,8 +210,10 @@ def poem_demo(config: DemoConfig) -> None:
         _show_text(out[0], out[1].replace("。", "。\n").strip())
 
 
-st.title("Demos")
 settings = settings_from_argv(sys.argv[1:])
+if not settings.demos.public:
+    common.signed_in_or_stop()  # the models' CPU and the catalogue are for signed-in users
+st.title("Demos")
 demos = settings.demos.resolved(Path.cwd())
 features = settings.features
 features = features.model_copy(update={"pairs_dir": Path.cwd() / features.pairs_dir})

@@ -10,6 +10,7 @@ import streamlit as st
 import common
 from m6_pipeline.annotation.guidelines import CRITERIA_HELP, KEYS, KIND_HELP, SCALE_0_5
 from m6_pipeline.annotation.store import AlreadyAnswered
+from m6_pipeline.annotation.tokens import AccessDenied
 
 who = common.signed_in_or_stop()
 store = common.store()
@@ -46,7 +47,7 @@ def answer(item_id: str, status: str) -> None:
         state.notice = ("success", {"scored": "Saved.", "skipped": "Skipped.", "flagged": "Flagged."}[status])
     except AlreadyAnswered as error:
         state.notice = ("warning", str(error))
-    except ValueError as error:
+    except (ValueError, AccessDenied) as error:  # revoked: the page's next run signs out and says so
         state.notice = ("error", str(error))
         return
     state.pop("shown_item", None)
@@ -54,7 +55,11 @@ def answer(item_id: str, status: str) -> None:
 
 
 def undo() -> None:
-    item_id = store.undo_last(who)
+    try:
+        item_id = store.undo_last(who)
+    except AccessDenied as error:
+        state.notice = ("error", str(error))
+        return
     state.notice = ("info", "Your last answer is withdrawn: answer that item again.") if item_id else (
         "info", "Nothing to undo.")
     state.pop("shown_item", None)
