@@ -35,6 +35,9 @@ from m6_pipeline.machine import describe_machine
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 PROGRESS = re.compile(r"(\d+) of (\d+) answered")
+# the page's buttons by their Streamlit keys (st-key-<key> classes): labels carry shortcut hints
+VALUE_ENABLED = "[class*='st-key-score-'] button:not([disabled])"
+CHANGE_ENABLED = "[class*='st-key-change-'] button:not([disabled])"
 
 
 def _png(seed: int) -> bytes:
@@ -82,6 +85,13 @@ def serve(conf: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.3)
 
 
+async def settled(page) -> None:
+    """The script run is over and no element of the previous run is left on the page (Streamlit
+    keeps stale elements, faded, until the run that replaces them ends)."""
+    await expect(page.locator("[data-test-script-state='running']")).to_have_count(0, timeout=120_000)
+    await expect(page.locator("[data-stale='true']")).to_have_count(0, timeout=120_000)
+
+
 async def answered(page) -> tuple[int, int]:
     text = await page.get_by_text(PROGRESS).first.inner_text()
     done, total = PROGRESS.search(text).groups()
@@ -102,20 +112,21 @@ async def annotate(page, until: float, latencies: list[float]) -> None:
     """Score the next item (the first value offered for each criterion) and submit, until
     `until`; each confirmed submit's latency goes to `latencies`."""
     while time.monotonic() < until:
+        await settled(page)
         done, total = await answered(page)
         if done == total:
             break
         submit = page.get_by_role("button", name="Submit")
         while not await submit.is_enabled():
-            scored = await page.locator("button:has-text('change')").count()
-            one = page.get_by_role("button", name="1", exact=True)
-            value = one if await one.count() and await one.is_enabled() else page.get_by_role("button", name="A", exact=True)
-            await value.click()
-            await expect(page.locator("button:has-text('change')")).to_have_count(scored + 1, timeout=60_000)
+            scored = await page.locator(CHANGE_ENABLED).count()
+            await page.locator(VALUE_ENABLED).first.click()  # the first value offered
+            await expect(page.locator(CHANGE_ENABLED)).to_have_count(scored + 1, timeout=60_000)
+            await settled(page)
         started = time.perf_counter()
         await submit.click()
         await expect(page.get_by_text(f"{done + 1} of {total} answered")).to_be_visible(timeout=120_000)
         latencies.append(time.perf_counter() - started)
+
 
 
 async def drive(url: str, tokens: dict[str, str], seconds: float) -> dict[str, list[float]]:
