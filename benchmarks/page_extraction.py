@@ -82,7 +82,7 @@ def cold(n_images: int, raw: Path) -> dict:
 
 
 def main() -> None:
-    from m6_pipeline.machine import describe_machine
+    from record import header
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 5000, 20000])
@@ -107,7 +107,7 @@ def main() -> None:
                   f"({seconds / n * 1e6:.1f} us/image)", flush=True)
     smallest, largest = rows[0], rows[-1]
     result = {
-        "machine": describe_machine(),
+        **header(),
         "page": {"layout_share_of_10": LAYOUT_SHARE, "generator": "benchmarks/page_extraction.py:shop_page"},
         "repeats": args.repeats,
         "rows": rows,

@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from m6_pipeline.machine import describe_machine  # noqa: E402
+from record import header  # noqa: E402
 from m6_pipeline.model import M6Config, M6Model  # noqa: E402
 from m6_pipeline.model.pretrained import load_pretrained  # noqa: E402
 from m6_pipeline.pretraining.tasks import SpecialTokens  # noqa: E402
@@ -77,7 +77,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - started)
     total_codes = args.prompts * args.samples * n_codes
     result = {
-        "machine": describe_machine(),
+        **header(),
         "model": source,
         "n_layers": model.config.n_layers, "d_model": model.config.d_model,
         "codes_per_image": n_codes, "images": args.prompts * args.samples, "prompt_tokens": args.prompt_tokens,

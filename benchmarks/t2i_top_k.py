@@ -55,7 +55,7 @@ def main() -> None:
 
     import torch
 
-    from m6_pipeline.machine import describe_machine
+    from record import header
     from m6_pipeline.model.pretrained import load_pretrained
     from m6_pipeline.pretraining.tasks import SpecialTokens
     from m6_pipeline.tasks.t2i.classifier import accuracy, predict
@@ -96,7 +96,7 @@ def main() -> None:
     n_images = len(validation) * args.samples
     colour = [r["attribute_accuracy"]["colour"] for r in rows]
     result = {
-        "machine": describe_machine(),
+        **header(),
         "n_validation_prompts": len(validation),
         "samples_per_prompt": args.samples,
         "precision": precision,
