@@ -8,8 +8,10 @@ characters put through a fixed permutation of the characters the corpus uses (se
 the same lengths, punctuation and character set, but other character shingles, so no copy is a
 near-duplicate of another and the exact and MinHash indexes hold every one of them. (Repeating
 the corpus verbatim, as this benchmark once did, keeps the dedup state at one copy's size and
-shows only streaming I/O.) The result records, per scale, how many documents the dedup stage
-marked as duplicates: a permuted copy must add only its own corpus's internal duplicates.
+shows only streaming I/O.) The perplexity filter is off here: the character LM would quarantine
+the permuted copies before deduplication. The result records, per scale, how many documents the
+dedup stage marked as duplicates: each permuted copy adds its own corpus's internal duplicates
+and no more, so the count grows with the scale.
 
 Each scale runs in a fresh subprocess with its own local Ray (2 CPUs): the full text recipe
 (annotate -> global dedup -> route -> Parquet). A sampler adds up the proportional set size
@@ -117,7 +119,10 @@ def child(scale: int) -> None:
     from m6_pipeline.ray_data_context import configure_data_context
 
     configure_data_context(progress_bars=False)
-    cfg = CorpusConfig(raw_dir=raw, text_rules={"lexicon_path": str(ROOT / "conf/base/lexicons/spam_lexicon.txt")})
+    # no perplexity filter: a permuted copy reads as gibberish to the character LM, which would
+    # quarantine it before deduplication and keep the dedup state at one copy's size
+    cfg = CorpusConfig(raw_dir=raw, text_rules={"lexicon_path": str(ROOT / "conf/base/lexicons/spam_lexicon.txt")},
+                       perplexity={"enabled": False})
     out = WORK / f"out_x{scale}"
     timing = clean_text_corpus(raw, cfg, out)
     import pyarrow.dataset as pds

@@ -53,7 +53,11 @@ def _corpus_cleaning(d: dict) -> str:
 
 
 def _corpus_memory(d: dict) -> str:
-    return f"peak memory ×{d['peak_ratio']:.2f} for ×{d['input_ratio']:.0f} input"
+    scales = sorted((k for k in d if k.startswith("x") and k[1:].isdigit()), key=lambda k: int(k[1:]))
+    lo, hi = d[scales[0]], d[scales[-1]]
+    return (f"text cleaning, peak PSS {lo['peak_pss_mb']:,.0f} MiB at {lo['docs']:,} documents, "
+            f"{hi['peak_pss_mb']:,.0f} MiB at {hi['docs']:,} distinct ones (×{d['peak_ratio']:.2f} for "
+            f"×{d['input_ratio']:.0f} input; the driver's dedup state {hi['at_peak_by_process_mb']['driver']:,.0f} MiB)")
 
 
 def _annotation_load(d: dict) -> str:
