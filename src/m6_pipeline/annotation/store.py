@@ -169,7 +169,13 @@ class AnnotationStore:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        self._prepare()
+        if os.access(self.path, os.W_OK):
+            os.chmod(self.path, 0o600)  # scores and token hashes: the owner's eyes only
+
+    def _prepare(self) -> None:
+        """The schema, and the columns a store from an earlier version lacks."""
+        with self._usable():
             db = self._connect()
             try:
                 db.executescript(SCHEMA)  # IF NOT EXISTS throughout: opening an existing store changes nothing
@@ -178,14 +184,18 @@ class AnnotationStore:
                     db.execute("ALTER TABLE annotators ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0")
             finally:
                 db.close()
+
+    # -- connections ---------------------------------------------------------------------
+    @contextmanager
+    def _usable(self):
+        """SQLite's errors that mean the store itself is unusable become StoreUnavailable."""
+        try:
+            yield
         except sqlite3.Error as error:
             if _store_error(error):
                 raise _unavailable(self.path, error) from error
             raise
-        if os.access(self.path, os.W_OK):
-            os.chmod(self.path, 0o600)  # scores and token hashes: the owner's eyes only
 
-    # -- connections ---------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
@@ -195,7 +205,7 @@ class AnnotationStore:
 
     @contextmanager
     def _write(self):
-        try:
+        with self._usable():
             db = self._connect()
             try:
                 db.execute("BEGIN IMMEDIATE")
@@ -208,14 +218,10 @@ class AnnotationStore:
                 raise
             finally:
                 db.close()
-        except sqlite3.Error as error:
-            if _store_error(error):
-                raise _unavailable(self.path, error) from error
-            raise
 
     @contextmanager
     def _read(self):
-        try:
+        with self._usable():
             db = self._connect()
             try:
                 db.execute("BEGIN")  # one snapshot for every query of the block
@@ -224,10 +230,6 @@ class AnnotationStore:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 db.close()
-        except sqlite3.Error as error:
-            if _store_error(error):
-                raise _unavailable(self.path, error) from error
-            raise
 
     # -- the owner's commands (admin CLI) ------------------------------------------------------
     def create_annotator(self, name: str, role: str = "annotator") -> str:
@@ -399,7 +401,7 @@ class AnnotationStore:
                 target.close()
         finally:
             source.close()
-        AnnotationStore(self.path)  # a backup from before token versions gains the column
+        self._prepare()  # a backup from before token versions gains the column
 
     # -- annotators ----------------------------------------------------------------------------
     def sign_in(self, token: str, session: str | None = None) -> Annotator:

@@ -62,11 +62,7 @@ class NgramLM:
         if not pieces:
             raise ValueError("the n-gram baseline needs training text: the documents are empty")
         ids = np.concatenate(pieces)
-        # a window is valid where it does not cross into the next document's padding
-        starts = np.cumsum([0] + [len(p) for p in pieces[:-1]])
-        doc = np.zeros(len(ids), dtype=np.int64)
-        doc[starts[1:]] = 1
-        doc = np.cumsum(doc)
+        doc = np.repeat(np.arange(len(pieces)), [len(p) for p in pieces])  # a window must not cross documents
         highest = cls._grams(ids, doc, order, vocab_size)
         keys, counts = np.unique(highest, return_counts=True)
         tables = [NgramTable(keys, counts.astype(np.float64))]
